@@ -1,0 +1,204 @@
+"""SharpTimeGS model: 4D Gaussians with velocity, canonical time, temporal scale and a
+learnable temporal radius (lifespan), rendered at the camera's time."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Literal, Type
+
+import torch
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from torch import Tensor
+from torch.nn import Parameter
+
+from sharptime_ns import temporal
+from sharptime_ns.strategy import SharpTimeStrategy
+from splat4d.dynamic_model import DynamicSplatModel, DynamicSplatModelConfig, RenderGaussians
+from splat4d.sh import view_dependent_colors
+
+TimeUnit = Literal["normalized", "seconds", "frames"]
+TEMPORAL_PARAMS = ("velocities", "times", "log_tscales", "log_tradii")
+INIT_RADIUS = 1e-6  # r at initialisation, in the time unit
+
+
+@dataclass
+class SharpTimeModelConfig(DynamicSplatModelConfig):
+    _target: Type = field(default_factory=lambda: SharpTimeModel)
+    time_unit: TimeUnit = "frames"
+    """Unit of t, T, σt, r and velocities: the dataparser's [0,1] time ('normalized'), seconds, or
+    frame indices. f(σt, r) = 1 + max(1, (σt + r)²) depends on it: in frames a static Gaussian
+    (σt ≈ 3 × sequence length) gets f ≫ 1 and barely moves, as the paper intends."""
+    temporal_model: Literal["sharptime", "4dgs"] = "sharptime"
+    """sharptime: lifespan-modulated opacity and motion. 4dgs (ablation): f ≡ 1 and a plain
+    Gaussian temporal opacity exp(−½((t − T)/σt)²)."""
+    learn_radius: bool = True
+    """Learn the temporal radius r. False (ablation 'no lifespan'): r ≡ 0."""
+    render_cull_threshold: float = 0.01
+    """o_th: Gaussians whose temporal opacity l(t) is below this are not rasterized at t."""
+    opacity_reg_weight: float = 1e-2
+    """Stage 2: weight of the FreeTimeGS opacity regularizer mean(O · sg[l(t)])."""
+    lifespan_reg_weight: float = 1e-4
+    """Stage 2: weight of L_t = mean(1 / (sqrt(−2 ln o_th · σt²) + r)), which favours long lifespans."""
+    densification: Literal["sharptime", "absgs"] = "sharptime"
+    """sharptime: AbsGS for the first third, then score-driven relocation at a fixed count.
+    absgs (ablation): AbsGS densification throughout."""
+    stage1_fraction: float = 1.0 / 3.0
+    """Fraction of training in stage 1 (AbsGS densification, canonical times learnable)."""
+    total_steps: int = 30000
+    """Training length; replaced by the trainer's --max-num-iterations under ns-train."""
+    score_error_weight: float = 1.0
+    """λe: weight of the accumulated per-Gaussian render error E in the densification score."""
+    score_opacity_weight: float = 0.5
+    """λo: weight of the opacity O in the densification score."""
+    score_motion_weight: float = 0.5
+    """λl: weight of 1 − exp(−(‖v‖ + 1)/f) in the densification score."""
+    random_init_tscale: float = 0.25
+    """Random init (no velocity-aware points): σt as a fraction of the sequence length."""
+
+
+class SharpTimeModel(DynamicSplatModel):
+    config: SharpTimeModelConfig
+
+    def populate_modules(self) -> None:
+        meta = self.kwargs.get("metadata") or {}
+        num_frames = int(meta.get("num_frames", 2))
+        fps = float(meta.get("fps", 30.0))
+        # units per normalised time: the whole sequence spans 1, (F − 1)/fps seconds or F − 1 frames
+        self.time_scale = {"normalized": 1.0, "seconds": (num_frames - 1) / fps, "frames": float(num_frames - 1)}[
+            self.config.time_unit
+        ]
+        self.frame_interval = self.time_scale / max(num_frames - 1, 1)
+        self.init_points = meta.get("sharptime_init")
+        super().populate_modules()
+
+    # ----- parameters -----
+    def initial_gaussians(self) -> Dict[str, Parameter]:
+        params = super().initial_gaussians()
+        n = params["means"].shape[0]
+        init = self.init_points
+        if init is not None and not self.config.random_init and len(init["times"]) == n:
+            velocities = torch.as_tensor(init["velocities"], dtype=torch.float32)
+            times = torch.as_tensor(init["times"], dtype=torch.float32)[:, None]
+            tscales = torch.as_tensor(init["tscales"], dtype=torch.float32)[:, None]
+        else:
+            velocities = torch.zeros(n, 3)
+            times = torch.rand(n, 1) * self.time_scale
+            tscales = torch.full((n, 1), self.config.random_init_tscale * self.time_scale)
+        params["velocities"] = Parameter(velocities)
+        params["times"] = Parameter(times)
+        params["log_tscales"] = Parameter(torch.log(tscales.clamp(min=1e-6)))
+        params["log_tradii"] = Parameter(torch.full((n, 1), math.log(INIT_RADIUS)))  # unused when learn_radius=False
+        return params
+
+    def get_gaussian_param_groups(self) -> Dict[str, List[Parameter]]:
+        groups = super().get_gaussian_param_groups()
+        for name in TEMPORAL_PARAMS:  # gsplat's ops need an optimizer for every parameter
+            groups[name] = [self.gauss_params[name]]
+        return groups
+
+    def build_strategy(self) -> SharpTimeStrategy:
+        cfg = self.config
+        return SharpTimeStrategy(
+            absgs=super().build_strategy(),
+            total_steps=cfg.total_steps,
+            stage1_fraction=cfg.stage1_fraction,
+            custom_densification=cfg.densification == "sharptime",
+            refine_every=cfg.refine_every,
+            prune_opa=cfg.cull_alpha_thresh,
+            grow_scale3d=cfg.densify_size_thresh,
+            score_weights=(cfg.score_error_weight, cfg.score_opacity_weight, cfg.score_motion_weight),
+            score_fn=self.densification_score,
+        )
+
+    def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        if attributes.trainer is not None:
+            self.strategy.total_steps = attributes.trainer.config.max_num_iterations
+        return super().get_training_callbacks(attributes)
+
+    # ----- temporal attributes -----
+    @property
+    def tscales(self) -> Tensor:
+        return torch.exp(self.gauss_params["log_tscales"])
+
+    @property
+    def tradii(self) -> Tensor:
+        if not self.config.learn_radius:
+            return torch.zeros_like(self.gauss_params["log_tradii"])
+        return torch.exp(self.gauss_params["log_tradii"])
+
+    @property
+    def canonical_times(self) -> Tensor:
+        times = self.gauss_params["times"]
+        return times.detach() if self.strategy.in_stage2(self.step) else times  # frozen in stage 2
+
+    def temporal_opacity(self, t: float, times: Tensor, tscales: Tensor, tradii: Tensor) -> Tensor:
+        if self.config.temporal_model == "4dgs":
+            return temporal.gaussian_lifespan(times, tscales, t)
+        return temporal.lifespan(times, tscales, tradii, t)
+
+    def alive(self, t: float) -> Tensor:
+        with torch.no_grad():
+            times, tscales, tradii = self.gauss_params["times"], self.tscales, self.tradii
+            if self.config.temporal_model == "4dgs":  # exp(−½x²) ≥ o_th  ⇔  |x| ≤ √2·sqrt(−ln o_th)
+                tscales, tradii = tscales * math.sqrt(2.0), torch.zeros_like(tradii)
+            return temporal.alive_at(times, tscales, tradii, t, self.config.render_cull_threshold).squeeze(-1)
+
+    def gaussians_at(self, t: float) -> RenderGaussians:
+        t_unit = t * self.time_scale
+        keep = self.alive(t_unit).nonzero().squeeze(-1)
+        static = self.static_gaussians().select(keep)
+        times, tscales, tradii = self.canonical_times[keep], self.tscales[keep], self.tradii[keep]
+        velocities = self.gauss_params["velocities"][keep]
+        if self.config.temporal_model == "4dgs":
+            means = static.means + velocities * (t_unit - times)
+        else:
+            means = temporal.position_at(static.means, velocities, times, tscales, tradii, t_unit)
+        life = self.temporal_opacity(t_unit, times, tscales, tradii).squeeze(-1)
+        self._last_life = (static.opacities, life)
+        return RenderGaussians(
+            means=means, quats=static.quats, scales=static.scales, opacities=static.opacities * life,
+            colors=static.colors, sh_degree=static.sh_degree, subset_ids=keep,
+        )  # fmt: skip
+
+    def densification_score(self, params, error: Tensor) -> Tensor:
+        """s = λe·E + λo·O + λl·(1 − exp(−(‖v‖ + 1)/f)), E normalised to [0, 1]."""
+        w_e, w_o, w_l = self.strategy.score_weights
+        opacity = torch.sigmoid(params["opacities"]).squeeze(-1)
+        radius = torch.exp(params["log_tradii"]) if self.config.learn_radius else torch.zeros_like(params["log_tradii"])
+        motion = temporal.motion_score(params["velocities"], torch.exp(params["log_tscales"]), radius).squeeze(-1)
+        return w_e * error / error.max().clamp(min=1e-12) + w_o * opacity + w_l * motion
+
+    # ----- rendering with the error probe -----
+    def prepare_for_render(self, gaussians: RenderGaussians, viewmats: Tensor) -> RenderGaussians:
+        """In stage 2 of training, add a zero 'error probe' channel: rendering it changes nothing,
+        but its gradient under Σ_p e(p)·probe(p) is Σ_p e(p)·w_i(p), each Gaussian's
+        blend-weighted render error (used by the densification score)."""
+        self._probe = None
+        if not (self.training and self.strategy.in_stage2(self.step)):
+            return gaussians
+        colors = gaussians.colors
+        if gaussians.sh_degree is not None:
+            colors = view_dependent_colors(gaussians.sh_degree, gaussians.means, colors, viewmats)[0]
+        self._probe = torch.zeros((colors.shape[0], 1), requires_grad=True, device=colors.device)
+        return RenderGaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
+                               torch.cat([colors, self._probe], dim=-1), None, gaussians.subset_ids)  # fmt: skip
+
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        losses = super().get_loss_dict(outputs, batch, metrics_dict)
+        if not (self.training and self.strategy.in_stage2(self.step)):
+            return losses
+        opacity, life = self._last_life
+        losses["opacity_reg"] = self.config.opacity_reg_weight * (opacity * life.detach()).mean()
+        if self.config.lifespan_reg_weight > 0 and self.config.temporal_model == "sharptime":
+            ids = self.info["subset_ids"]
+            losses["lifespan_reg"] = self.config.lifespan_reg_weight * temporal.lifespan_loss(
+                self.tscales[ids], self.tradii[ids], self.config.render_cull_threshold
+            )
+        if self._probe is not None:
+            gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
+            error = (outputs["rgb"] - gt).abs().mean(dim=-1).detach()
+            # value 0 (the probe channel renders zeros); its gradient fills the probe
+            losses["error_probe"] = (outputs["features"][..., 0] * error).sum()
+            self.info["error_probe"] = self._probe
+        return losses

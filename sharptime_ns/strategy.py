@@ -1,0 +1,107 @@
+"""SharpTimeGS densification: AbsGS for the first stage, then lifespan-velocity-aware
+relocation at a fixed Gaussian count.
+
+Stage 1 (first ``stage1_fraction`` of training): gsplat's DefaultStrategy with absgrad
+(AbsGS clone/split/prune, opacity resets). At its end the count N is recorded; in stage 2 the
+canonical times are frozen (the model detaches them), opacity resets stop, and every
+``refine_every`` steps the Gaussians with opacity < ``prune_opa`` are removed and as many
+are added by cloning (small) or splitting (large) the top-scored ones, with
+s = λe·E + λo·O + λl·(1 − exp(−(‖v‖ + 1)/f)) (E: blend-weighted render error accumulated since
+the last refinement). gsplat's ops keep every parameter and its Adam state in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Tuple
+
+import torch
+from gsplat.strategy import DefaultStrategy, Strategy
+from gsplat.strategy.ops import duplicate, remove, split
+from torch import Tensor
+
+
+@dataclass
+class SharpTimeStrategy(Strategy):
+    absgs: DefaultStrategy
+    total_steps: int
+    score_fn: Callable[[Any, Tensor], Tensor]  # (params, accumulated error [N]) -> score [N]
+    stage1_fraction: float = 1.0 / 3.0
+    custom_densification: bool = True
+    refine_every: int = 100
+    prune_opa: float = 0.005
+    grow_scale3d: float = 0.01
+    score_weights: Tuple[float, float, float] = (1.0, 0.5, 0.5)
+
+    @property
+    def stage2_start(self) -> int:
+        return int(self.total_steps * self.stage1_fraction)
+
+    def in_stage2(self, step: int) -> bool:
+        return self.custom_densification and step >= self.stage2_start
+
+    @property
+    def absgrad(self) -> bool:
+        return self.absgs.absgrad
+
+    def initialize_state(self, scene_scale: float = 1.0) -> Dict[str, Any]:
+        return {"absgs": self.absgs.initialize_state(scene_scale), "scene_scale": scene_scale,
+                "error": None, "error_count": None, "fixed_count": None}  # fmt: skip
+
+    def check_sanity(self, params, optimizers) -> None:
+        self.absgs.check_sanity(params, optimizers)
+
+    def step_pre_backward(self, params, optimizers, state, step: int, info: Dict[str, Any]) -> None:
+        if not self.in_stage2(step):
+            self.absgs.step_pre_backward(params, optimizers, state["absgs"], step, info)
+
+    def step_post_backward(self, params, optimizers, state, step: int, info: Dict[str, Any], packed: bool = False) -> None:
+        if not self.in_stage2(step):
+            if self.custom_densification:  # AbsGS must stop where stage 2 takes over
+                self.absgs.refine_stop_iter = min(self.absgs.refine_stop_iter, self.stage2_start)
+            self.absgs.step_post_backward(params, optimizers, state["absgs"], step, info, packed)
+            return
+        n = len(params["means"])
+        if state["fixed_count"] is None:
+            state["fixed_count"] = n
+            state["error"] = torch.zeros(n, device=params["means"].device)
+            state["error_count"] = torch.zeros(n, device=params["means"].device)
+        self._accumulate_error(state, info)
+        if step % self.refine_every == 0 and step < self.total_steps - self.refine_every:
+            self._relocate(params, optimizers, state)
+
+    @torch.no_grad()
+    def _accumulate_error(self, state: Dict[str, Any], info: Dict[str, Any]) -> None:
+        probe = info.get("error_probe")
+        if probe is None or probe.grad is None:
+            return
+        per_gaussian = probe.grad.squeeze(-1)  # [rendered Gaussians]
+        ids = info.get("subset_ids")
+        if ids is None:
+            ids = torch.arange(len(per_gaussian), device=per_gaussian.device)
+        state["error"].index_add_(0, ids, per_gaussian)
+        state["error_count"].index_add_(0, ids, torch.ones_like(per_gaussian))
+
+    @torch.no_grad()
+    def _relocate(self, params, optimizers, state: Dict[str, Any]) -> int:
+        """Replace the low-opacity Gaussians by clones/splits of the top-scored ones."""
+        ops_state = {k: state[k] for k in ("error", "error_count")}
+        low = torch.sigmoid(params["opacities"].flatten()) < self.prune_opa
+        n_low = int(low.sum())
+        if n_low == 0 or n_low == len(low):
+            return 0
+        remove(params, optimizers, ops_state, low)
+        error = ops_state["error"] / ops_state["error_count"].clamp(min=1)
+        score = self.score_fn(params, error)
+        chosen = torch.zeros_like(score, dtype=torch.bool)
+        chosen[torch.topk(score, min(n_low, len(score))).indices] = True
+        large = torch.exp(params["scales"]).max(dim=-1).values > self.grow_scale3d * state["scene_scale"]
+        if (chosen & ~large).any():
+            duplicate(params, optimizers, ops_state, chosen & ~large)
+        is_split = torch.cat([chosen & large, torch.zeros(len(params["means"]) - len(chosen), dtype=torch.bool,
+                                                          device=chosen.device)])  # fmt: skip
+        if is_split.any():
+            split(params, optimizers, ops_state, is_split)
+        state["error"] = torch.zeros(len(params["means"]), device=params["means"].device)
+        state["error_count"] = torch.zeros_like(state["error"])
+        return n_low

@@ -1,0 +1,69 @@
+"""Image metrics for evaluation: PSNR, SSIM (data_range 1), SSIM2 (data_range 2, the column
+the FreeTimeGS / SharpTimeGS tables print) and LPIPS when its weights are on this machine.
+
+LPIPS (AlexNet) needs torchvision's ImageNet AlexNet weights in the local torch hub cache;
+nothing is downloaded: without them LPIPS is reported unavailable once and left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional
+
+import torch
+from pytorch_msssim import ssim
+from rich.console import Console
+from torch import Tensor
+
+CONSOLE = Console()
+
+
+def psnr(pred: Tensor, gt: Tensor) -> Tensor:
+    """PSNR in dB of images in [0, 1]; any shape."""
+    return -10.0 * torch.log10(((pred - gt) ** 2).mean().clamp(min=1e-10))
+
+
+def alexnet_weights_path() -> Path:
+    """Where torchvision keeps the AlexNet weights that LPIPS needs."""
+    from torchvision.models import AlexNet_Weights
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(AlexNet_Weights.IMAGENET1K_V1.url).name
+
+
+class LazyLPIPS:
+    """Builds torchmetrics' LPIPS on first use if the weights are cached locally."""
+
+    def __init__(self) -> None:
+        self._metric: Optional[torch.nn.Module] = None
+        self._checked = False
+
+    @property
+    def available(self) -> bool:
+        if not self._checked:
+            self._checked = True
+            weights = alexnet_weights_path()
+            if weights.exists():
+                from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+                self._metric = LearnedPerceptualImagePatchSimilarity(normalize=True)
+            else:
+                CONSOLE.print(f"[yellow]LPIPS unavailable: AlexNet weights not found at {weights}; "
+                              "reporting PSNR/SSIM only (place the file there to enable LPIPS).")  # fmt: skip
+        return self._metric is not None
+
+    def __call__(self, pred: Tensor, gt: Tensor) -> Tensor:
+        assert self._metric is not None
+        self._metric = self._metric.to(pred.device)
+        return self._metric(pred, gt)
+
+
+def image_metrics(pred: Tensor, gt: Tensor, lpips: Optional[LazyLPIPS] = None) -> Dict[str, float]:
+    """Metrics of one image pair given as [1, 3, H, W] in [0, 1]."""
+    out = {
+        "psnr": float(psnr(pred, gt)),
+        "ssim": float(ssim(pred, gt, data_range=1.0, size_average=True)),
+        "ssim2": float(ssim(pred, gt, data_range=2.0, size_average=True)),
+    }
+    if lpips is not None and lpips.available:
+        out["lpips"] = float(lpips(pred, gt))
+    return out
