@@ -1,0 +1,283 @@
+"""``splat4d-preprocess-video``: turn a user's video into an iPhone scene folder for the ``iphone``
+dataparser, computing offline what can be (see dataparsers/IPHONE.md):
+
+- frames → rgb/{1x,2x}/0_<time>.png (all pixels valid; an odd size loses its last row/column);
+- the user's poses → camera/<frame>.json; the user's depth → depth/1x (z-depth) or disparity →
+  flow3d_preprocessed/aligned_depth_anything/1x; scene.json / extra.json from the depth;
+- flow-based motion masks → flow3d_preprocessed/track_anything/1x (optical_flow.py);
+- OpenCV optical-flow tracks of every training frame pair → flow3d_preprocessed/2d_tracks/1x;
+- splits: every ``val_every``-th frame is held out as ``val`` (same camera, unseen times).
+
+    splat4d-preprocess-video --video clip.mp4 --poses poses.npz --depth depth/ --out data/clip
+
+Poses: an .npz with ``w2c`` [N, 4, 4] (or [N, 3, 4]) OpenCV world → camera and ``K`` [3, 3] or
+[N, 3, 3] at the video's resolution, one per video frame. Depth: a folder of .npy maps, one per
+video frame in name order, [H, W] or [H, W, 1], in the poses' units (0 = unknown).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple
+
+import cv2
+import numpy as np
+import tyro
+from rich.console import Console
+
+from dataparsers.errors import DatasetFormatError
+from dataparsers.iphone.cameras import FrameCamera
+from dataparsers.iphone.layout import ALIGNED_DEPTH_PREFIX, LIDAR, IPhoneLayout, frame_name
+from dataparsers.iphone.optical_flow import (FlowSettings, chain_tracks, dense_flow, motion_mask, query_points,
+                                             rigid_flow)  # fmt: skip
+from dataparsers.iphone.writer import (FrameRecord, write_camera, write_frame_lists, write_mask, write_rgb,
+                                       write_scene_bounds, write_track_pair)  # fmt: skip
+from dataparsers.video import decode_frames, probe_video
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass
+class PreprocessVideo:
+    video: Path
+    """Video file (anything PyAV decodes) or a folder of frame images (.png / .jpg, name order)."""
+    poses: Path
+    """.npz with w2c [N, 4, 4] (OpenCV world → camera) and K [3, 3] or [N, 3, 3], one per video frame."""
+    out: Path
+    """Scene folder to create."""
+    depth: Optional[Path] = None
+    """Folder of z-depth .npy maps, one per video frame (written as depth/1x, the lidar slot)."""
+    disparity: Optional[Path] = None
+    """Folder of disparity (1/z) .npy maps, one per video frame, aligned to the poses' units
+    (written as flow3d_preprocessed/aligned_depth_anything/1x). Give this or depth."""
+    fps: Optional[float] = None
+    """Frame rate of the video (None: read from the video; needed for a folder of frames)."""
+    start: int = 0
+    """First video frame used."""
+    stride: int = 1
+    """Use every stride-th video frame."""
+    max_frames: Optional[int] = None
+    """Number of frames used (None: to the end)."""
+    val_every: int = 10
+    """Every val_every-th used frame goes to the val split (0: none; the parser then refuses to evaluate)."""
+    track_stride: int = 8
+    """Grid spacing of the tracks' query points (pixels)."""
+    motion_threshold: float = 1.0
+    """A pixel moves when its optical flow differs from the camera-induced flow by more than this (pixels)."""
+    flow: FlowSettings = field(default_factory=FlowSettings)
+    overwrite: bool = False
+    """Replace ``out`` if it exists."""
+
+
+@dataclass
+class Inputs:
+    """The used frames with their cameras and depth (z, poses' units)."""
+
+    frames: List[np.ndarray]  # RGB uint8 [H, W, 3]
+    cameras: List[FrameCamera]
+    depths: List[np.ndarray]  # float32 [H, W]
+    fps: float
+
+
+def main() -> None:
+    cmd = tyro.cli(PreprocessVideo, description="Preprocess a video into an iPhone scene for the iphone dataparser.")
+    preprocess(cmd)
+    Console().print(f"wrote {cmd.out}; train with: ns-train <method> --data {cmd.out} iphone")
+
+
+def preprocess(cmd: PreprocessVideo) -> Path:
+    """Write the scene folder of ``cmd`` (built in ``<out>.partial-<pid>``, renamed when complete)."""
+    if (cmd.depth is None) == (cmd.disparity is None):
+        raise ValueError("give exactly one of --depth and --disparity (motion masks and scene bounds need depth)")
+    if cmd.out.exists() and not cmd.overwrite:
+        raise FileExistsError(f"{cmd.out} exists (pass --overwrite to replace it)")
+    inputs = read_inputs(cmd)
+    partial = cmd.out.with_name(f"{cmd.out.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        write_scene(IPhoneLayout(partial), cmd, inputs)
+        if cmd.out.exists():
+            shutil.rmtree(cmd.out)
+        os.rename(partial, cmd.out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return cmd.out
+
+
+# ----- inputs -----
+def read_inputs(cmd: PreprocessVideo) -> Inputs:
+    indices, frames, fps = read_frames(cmd)
+    height, width = frames[0].shape[:2]
+    even = (width - width % 2, height - height % 2)
+    cameras = read_poses(cmd.poses, indices, (width, height))
+    depth_dir = cmd.depth if cmd.depth is not None else cmd.disparity
+    depths = [read_depth(path, (width, height), disparity=cmd.disparity is not None)
+              for path in select_files(depth_dir, indices, (".npy",))]  # fmt: skip
+    for cam in cameras:
+        cam.width, cam.height = even
+    crop = (slice(0, even[1]), slice(0, even[0]))
+    return Inputs([f[crop] for f in frames], cameras, [d[crop] for d in depths], fps)
+
+
+def read_frames(cmd: PreprocessVideo) -> Tuple[List[int], List[np.ndarray], float]:
+    """(video frame indices, RGB frames, fps) of the used frames."""
+    if cmd.video.is_dir():
+        files = sorted(p for p in cmd.video.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if cmd.fps is None:
+            raise ValueError("--fps is needed with a folder of frames")
+        fps = cmd.fps
+        numbered: Iterator[Tuple[int, np.ndarray]] = ((k, read_image(p)) for k, p in enumerate(files) if k >= cmd.start)
+    elif cmd.video.is_file():
+        fps = cmd.fps if cmd.fps is not None else probe_video(cmd.video).fps
+        numbered = decode_frames(cmd.video, cmd.start, None)
+    else:
+        raise DatasetFormatError(cmd.video, "is neither a video file nor a folder of frames")
+    indices, frames = [], []
+    for index, frame in numbered:
+        if (index - cmd.start) % cmd.stride:
+            continue
+        if cmd.max_frames is not None and len(frames) == cmd.max_frames:
+            break
+        indices.append(index)
+        frames.append(frame)
+    if len(frames) < 2:
+        raise DatasetFormatError(cmd.video, f"has {len(frames)} frames from frame {cmd.start} on; 2 or more are needed")
+    return indices, frames, fps / cmd.stride
+
+
+def read_image(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DatasetFormatError(path, "cannot be read as an image")
+    return bgr[..., ::-1].copy()
+
+
+def select_files(folder: Path, indices: List[int], suffixes: Tuple[str, ...]) -> List[Path]:
+    """The files of ``folder`` (name order) at the video frame ``indices``."""
+    if not folder.is_dir():
+        raise DatasetFormatError(folder, "is not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
+    if len(files) <= indices[-1]:
+        raise DatasetFormatError(folder, f"has {len(files)} {'/'.join(suffixes)} files but video frame "
+                                         f"{indices[-1]} is used (one file per video frame is needed)")
+    return [files[i] for i in indices]
+
+
+def read_poses(path: Path, indices: List[int], size: Tuple[int, int]) -> List[FrameCamera]:
+    try:
+        with np.load(path) as data:
+            w2c, K = data["w2c"].astype(np.float64), data["K"].astype(np.float64)
+    except (OSError, ValueError, KeyError) as err:
+        raise DatasetFormatError(path, f"should be an .npz with arrays w2c and K ({err})") from err
+    if w2c.ndim != 3 or w2c.shape[1:] not in ((4, 4), (3, 4)) or len(w2c) <= indices[-1]:
+        raise DatasetFormatError(path, f"w2c has shape {w2c.shape}; expected [N, 4, 4] with one pose per video frame "
+                                       f"(frame {indices[-1]} is used)")  # fmt: skip
+    K = np.broadcast_to(K, (len(w2c), 3, 3)) if K.shape == (3, 3) else K
+    if K.shape != (len(w2c), 3, 3) or not (np.all(np.isfinite(K)) and np.all(np.isfinite(w2c))):
+        raise DatasetFormatError(path, f"K has shape {K.shape}; expected finite [3, 3] or [{len(w2c)}, 3, 3]")
+    cameras = []
+    for i in indices:
+        pose = np.eye(4)
+        pose[:3] = w2c[i, :3]
+        cameras.append(FrameCamera(K[i].copy(), pose, size[0], size[1], np.zeros(5)))
+    return cameras
+
+
+def read_depth(path: Path, size: Tuple[int, int], disparity: bool) -> np.ndarray:
+    """float32 z-depth [H, W] of a depth or disparity map (0 where unknown or non-finite)."""
+    raw = np.load(path)
+    raw = raw[..., 0] if raw.ndim == 3 and raw.shape[2] == 1 else raw
+    if raw.shape != (size[1], size[0]):
+        raise DatasetFormatError(path, f"has shape {raw.shape}; the video frames are {size[0]}×{size[1]}")
+    raw = np.nan_to_num(raw.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if disparity:
+        return np.where(raw > 0, 1.0 / np.where(raw > 0, raw, 1.0), 0.0).astype(np.float32)
+    return np.where(raw > 0, raw, 0.0)
+
+
+# ----- outputs -----
+def write_scene(layout: IPhoneLayout, cmd: PreprocessVideo, inputs: Inputs) -> None:
+    names = [frame_name(0, t) for t in range(len(inputs.frames))]
+    val = {t for t in range(len(names)) if cmd.val_every and t % cmd.val_every == cmd.val_every - 1}
+    train = [t for t in range(len(names)) if t not in val]
+    height, width = inputs.depths[0].shape
+    valid = np.ones((height, width), dtype=bool)
+    for name, frame, cam in zip(names, inputs.frames, inputs.cameras):
+        write_rgb(layout, name, frame, valid)
+        write_camera(layout, name, cam)
+    write_frame_lists(layout, [FrameRecord(n, t, 0) for t, n in enumerate(names)],
+                      {"train": [names[t] for t in train], "val": [names[t] for t in sorted(val)]})  # fmt: skip
+    write_scene_bounds(layout, depth_points(inputs), inputs.cameras, inputs.fps, factor=1)
+    write_depth(layout, cmd, names, inputs)
+    masks = write_motion_masks(layout, names, inputs, cmd)
+    write_tracks(layout, [names[t] for t in train], [inputs.frames[t] for t in train], [masks[t] for t in train], cmd)
+
+
+def depth_points(inputs: Inputs, count: int = 20000) -> np.ndarray:
+    """World points [M, 3] back-projected from the depth maps (a spread-out subset)."""
+    points = []
+    for cam, depth in zip(inputs.cameras, inputs.depths):
+        rows, cols = np.nonzero(depth > 0)
+        step = max(1, len(rows) * len(inputs.depths) // count)
+        rows, cols = rows[::step], cols[::step]
+        uv = np.stack([cols + 0.5, rows + 0.5], axis=1)
+        local = np.concatenate([(uv - cam.K[:2, 2]) / np.diag(cam.K)[:2], np.ones((len(uv), 1))], axis=1)
+        points.append((local * depth[rows, cols, None] - cam.w2c[:3, 3]) @ cam.w2c[:3, :3])
+    points = np.concatenate(points)
+    if len(points) == 0:
+        raise ValueError("the depth maps have no valid (positive, finite) values")
+    return points
+
+
+def write_depth(layout: IPhoneLayout, cmd: PreprocessVideo, names: List[str], inputs: Inputs) -> None:
+    """The user's maps in the slot of their kind: z-depth as lidar, disparity as aligned Depth Anything."""
+    source = LIDAR if cmd.depth is not None else ALIGNED_DEPTH_PREFIX
+    folder = layout.depth_dir(source)
+    folder.mkdir(parents=True)
+    for name, depth in zip(names, inputs.depths):
+        known = depth > 0
+        disparity = np.where(known, 1.0 / np.where(known, depth, 1.0), 0.0).astype(np.float32)
+        np.save(folder / f"{name}.npy", depth[..., None] if source == LIDAR else disparity)
+
+
+def write_motion_masks(layout: IPhoneLayout, names: List[str], inputs: Inputs,
+                       cmd: PreprocessVideo) -> List[np.ndarray]:  # fmt: skip
+    """Motion mask of each frame from its flow to the next frame (the last one: to the previous)."""
+    masks = []
+    for t, name in enumerate(names):
+        n = t + 1 if t + 1 < len(names) else t - 1
+        flow = dense_flow(inputs.frames[t], inputs.frames[n], cmd.flow)
+        rigid = rigid_flow(inputs.depths[t], inputs.cameras[t].K, inputs.cameras[t].w2c, inputs.cameras[n].K,
+                           inputs.cameras[n].w2c)  # fmt: skip
+        masks.append(motion_mask(flow, rigid, cmd.motion_threshold))
+        write_mask(layout.motion_mask_dir / f"{name}.png", masks[-1])
+    return masks
+
+
+def write_tracks(layout: IPhoneLayout, names: List[str], frames: List[np.ndarray], masks: List[np.ndarray],
+                 cmd: PreprocessVideo) -> None:  # fmt: skip
+    """Flow-chained tracks of every training frame pair (query points: grid inside the motion mask).
+    The flows between consecutive frames live in memory-mapped files while the tracks are chained."""
+    height, width = frames[0].shape[:2]
+    with tempfile.TemporaryDirectory(dir=layout.root) as scratch:
+        shape = (len(frames) - 1, height, width, 2)
+        flows = {direction: np.lib.format.open_memmap(Path(scratch) / f"{direction}.npy", "w+", np.float32, shape)
+                 for direction in ("forward", "backward")}  # fmt: skip
+        for t, (a, b) in enumerate(zip(frames[:-1], frames[1:])):
+            flows["forward"][t] = dense_flow(a, b, cmd.flow)
+            flows["backward"][t] = dense_flow(b, a, cmd.flow)
+        for q, query in enumerate(names):
+            tracks = chain_tracks(query_points(masks[q], cmd.track_stride), q, flows["forward"], flows["backward"],
+                                  (width, height), cmd.flow)  # fmt: skip
+            for t, target in enumerate(names):
+                write_track_pair(layout, query, target, tracks[t, :, :2], tracks[t, :, 2], tracks[t, :, 3])
+        del flows  # close the memory maps before the folder is removed
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""Shape of Motion (Wang et al.) on splat4d's dynamic Gaussian model.
+
+One ParameterDict holds static and dynamic Gaussians (flag ``is_dynamic``) in the normalized scene
+frame of normalization.py; dynamic ones also have motion coefficient logits [N, B] and move with
+the B shared SE(3) motion bases (motion.py) kept in ``motion_bases``. ``gaussians_at(t)`` moves
+the dynamic Gaussians to time t and maps everything to the dataparser's world for rendering.
+Colours are RGB (sigmoid of ``features_dc``) with sh_degree 0, as in the reference; sh_degree > 0
+uses spherical harmonics.
+
+In training, each render adds feature channels: the dynamic flag (for the mask loss) and, for
+each target frame of the step's track batch, the Gaussians' positions at the target time in the
+target camera's coordinates (for the 2D track and track-depth losses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Literal, Optional, Tuple, Type
+
+import torch
+import torch.nn.functional as F
+from nerfstudio.models.splatfacto import RGB2SH, num_sh_bases
+from torch import Tensor
+from torch.nn import Parameter
+
+from shapeofmotion_ns import losses as L
+from shapeofmotion_ns.datamanager import INIT_KEY
+from shapeofmotion_ns.geometry import project, sample_image
+from shapeofmotion_ns.init import SceneInit, empty_init
+from shapeofmotion_ns.masked_metrics import masked_psnr, masked_ssim
+from shapeofmotion_ns.motion import bases_at, blend, matrix_to_quat, move_means, move_quats, quat_multiply
+from shapeofmotion_ns.normalization import SceneNormalization
+from shapeofmotion_ns.strategy import DensityControlConfig, ShapeOfMotionStrategy
+from shapeofmotion_ns.track_batch import TrackBatch, TrackTargets
+from splat4d.dynamic_model import DynamicSplatModel, DynamicSplatModelConfig, RenderGaussians
+from splat4d.sh import view_dependent_colors
+
+MOTION_GROUPS = {"motion_rots": "rots", "motion_transls": "transls"}
+
+
+@dataclass
+class ShapeOfMotionModelConfig(DynamicSplatModelConfig):
+    _target: Type = field(default_factory=lambda: ShapeOfMotionModel)
+    sh_degree: int = 0
+    """0: RGB colours (Shape of Motion); > 0: view-dependent spherical harmonics of this degree."""
+    background_color: Literal["random", "black", "white"] = "white"
+    """Background behind the Gaussians (the reference renders on white)."""
+    num_downscales: int = 0
+    """Shape of Motion trains at full resolution."""
+    output_depth_during_training: bool = True
+    """The depth losses need the rendered depth."""
+    enable_collider: bool = False
+    """Cameras, not rays, are rendered: no near/far collider (splat4d's base would create one)."""
+    loss_weights: L.LossWeights = field(default_factory=L.LossWeights)
+    """Weights of the loss terms."""
+    density_control: DensityControlConfig = field(default_factory=DensityControlConfig)
+    """Adaptive density control (clone / split / cull / opacity reset); splatfacto's refinement
+    fields (warmup_length, densify_grad_thresh, cull_alpha_thresh, ...) are not used."""
+
+
+class ShapeOfMotionModel(DynamicSplatModel):
+    config: ShapeOfMotionModelConfig
+
+    def populate_modules(self) -> None:
+        meta = self.kwargs.get("metadata") or {}
+        self.num_time_steps = int(meta.get("num_time_steps", 1))
+        self.num_train_frames = len(meta.get("frame_names", ())) or self.num_time_steps
+        # without an initialization (ns-eval, ns-render) the checkpoint's shapes are loaded into an empty one
+        self.scene_init: SceneInit = meta.get(INIT_KEY) or empty_init(self.num_time_steps)
+        init = self.scene_init
+        self.register_buffer("norm_rotation", init.normalization.rotation.float())
+        self.register_buffer("norm_centre", init.normalization.centre.float())
+        self.register_buffer("norm_scale", torch.tensor(float(init.normalization.scale)))
+        self.register_buffer("static_extent", torch.tensor(float(init.static_extent)))
+        super().populate_modules()
+        self.motion_bases = torch.nn.ParameterDict({"rots": Parameter(init.rots.float()),
+                                                    "transls": Parameter(init.transls.float())})  # fmt: skip
+        del self.scene_init  # the parameters hold it now
+
+    # ----- parameters -----
+    def initial_gaussians(self) -> Dict[str, Parameter]:
+        init = self.scene_init
+        colors = init.colors.clamp(1e-4, 1 - 1e-4)
+        dc = RGB2SH(colors) if self.config.sh_degree > 0 else torch.logit(colors)
+        return {
+            "means": Parameter(init.means.float()),
+            "scales": Parameter(init.log_scales.float()),
+            "quats": Parameter(init.quats.float()),
+            "features_dc": Parameter(dc.float()),
+            "features_rest": Parameter(torch.zeros(len(init.means), num_sh_bases(self.config.sh_degree) - 1, 3)),
+            "opacities": Parameter(torch.logit(init.opacities.float())[:, None]),
+            "motion_coefs": Parameter(init.coef_logits.float()),
+            "is_dynamic": Parameter(init.is_dynamic.float(), requires_grad=False),
+        }
+
+    def load_state_dict(self, state_dict, **kwargs):  # type: ignore[override]
+        """Resize every Gaussian and motion-basis parameter to the checkpoint's shapes first."""
+        self.step = 30000
+        for prefix, params in (("gauss_params.", self.gauss_params), ("motion_bases.", self.motion_bases)):
+            for name, param in params.items():
+                shape = state_dict[prefix + name].shape
+                params[name] = Parameter(torch.zeros(shape, device=param.device), requires_grad=param.requires_grad)
+        result = torch.nn.Module.load_state_dict(self, state_dict, **kwargs)
+        self.strategy.static_scale = float(self.static_extent)
+        return result
+
+    def get_gaussian_param_groups(self) -> Dict[str, List[Parameter]]:
+        return {name: [param] for name, param in self.gauss_params.items()}  # gsplat's ops need them all
+
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        groups = super().get_param_groups()
+        for group, name in MOTION_GROUPS.items():
+            groups[group] = [self.motion_bases[name]]
+        return groups
+
+    def build_strategy(self) -> ShapeOfMotionStrategy:
+        return ShapeOfMotionStrategy(self.config.density_control, num_frames=self.num_train_frames,
+                                     static_scale=float(self.static_extent))  # fmt: skip
+
+    # ----- motion -----
+    @property
+    def dynamic_ids(self) -> Tensor:
+        return (self.gauss_params["is_dynamic"].detach() > 0.5).nonzero().squeeze(-1)
+
+    def frame_of(self, t: Tensor) -> Tensor:
+        """Fractional time step of the dataparser's normalized time."""
+        return t * (self.num_time_steps - 1)
+
+    def dynamic_poses(self, frames: Tensor) -> Tuple[Tensor, Tensor]:
+        """Means [G, K, 3] and quats [G, K, 4] of the dynamic Gaussians at K frames (normalized frame)."""
+        ids = self.dynamic_ids
+        bases = bases_at(self.motion_bases["rots"], self.motion_bases["transls"], frames)
+        R, t = blend(self.gauss_params["motion_coefs"][ids], *bases)
+        return move_means(self.means[ids], R, t), move_quats(self.quats[ids], R)
+
+    @property
+    def normalization(self) -> SceneNormalization:
+        return SceneNormalization(self.norm_rotation, self.norm_centre, self.norm_scale)
+
+    def positions_at(self, frames: Tensor) -> Tensor:
+        """World positions [N, K, 3] of all Gaussians at K frames."""
+        means = self.means[:, None].expand(-1, len(frames), -1).clone()
+        moved, _ = self.dynamic_poses(frames)
+        means[self.dynamic_ids] = moved
+        return self.normalization.points_to_world(means)
+
+    def gaussians_at(self, t: float) -> RenderGaussians:
+        frame = self.frame_of(torch.tensor([t], device=self.device))
+        static = self.static_gaussians()
+        means, quats = static.means.clone(), F.normalize(static.quats, dim=-1).clone()
+        moved_means, moved_quats = self.dynamic_poses(frame)
+        ids = self.dynamic_ids
+        means[ids], quats[ids] = moved_means[:, 0], moved_quats[:, 0]
+        quats = quat_multiply(matrix_to_quat(self.norm_rotation.T), quats)  # q_world = quat(Rᵀ) ⊗ q
+        return RenderGaussians(
+            means=self.normalization.points_to_world(means), quats=quats, scales=static.scales * self.norm_scale,
+            opacities=static.opacities, colors=static.colors, sh_degree=static.sh_degree,
+        )  # fmt: skip
+
+    # ----- rendering -----
+    def get_outputs(self, camera):
+        """Renders like the base model; remembers the camera's time and centre for the
+        regularizers and its track targets (``camera.metadata["track_targets"]``) for prepare_for_render."""
+        self._track_targets: Optional[TrackTargets] = (camera.metadata or {}).get("track_targets")
+        self._query_time = self.camera_time(camera)
+        self._query_centre = camera.camera_to_worlds[0, :3, 3].to(self.device)
+        return super().get_outputs(camera)
+
+    def prepare_for_render(self, gaussians: RenderGaussians, viewmats: Tensor) -> RenderGaussians:
+        """Adds the dynamic flag and, with track targets, each target's camera-space positions."""
+        if not self.training and self._track_targets is None:
+            return gaussians
+        colors = gaussians.colors
+        if gaussians.sh_degree is not None:
+            colors = view_dependent_colors(gaussians.sh_degree, gaussians.means, colors, viewmats)[0]
+        channels = [colors, self.gauss_params["is_dynamic"].detach()[:, None]]
+        targets = self._track_targets
+        if targets is not None:
+            world = self.positions_at(self.frame_of(targets.times))  # [N, K, 3]
+            cam = torch.einsum("kij,nkj->nki", targets.viewmats[:, :3, :3], world) + targets.viewmats[:, :3, 3]
+            channels.append(cam.flatten(1))
+        return RenderGaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
+                               torch.cat(channels, dim=-1), None, gaussians.subset_ids)  # fmt: skip
+
+    def track_points(self, outputs: Dict[str, Tensor], query_xy: Tensor) -> Tensor:
+        """Rendered target-camera positions [K, P, 3] (world units) at query pixels [P, 2]."""
+        maps = outputs["features"][..., 1:]
+        points = sample_image(maps, query_xy)  # [P, 3K]
+        return points.reshape(len(query_xy), -1, 3).transpose(0, 1)
+
+    # ----- evaluation -----
+    def get_image_metrics_and_images(self, outputs, batch):
+        """The base metrics plus DyCheck's masked mPSNR / mSSIM over the valid pixels, restricted to
+        the ones the training camera saw when the batch has a ``covisible_mask``."""
+        metrics, images = super().get_image_metrics_and_images(outputs, batch)
+        mask = torch.ones_like(outputs["rgb"][..., 0])
+        for key in ("mask", "covisible_mask"):
+            if key in batch:
+                mask = mask * batch[key][..., 0].to(mask)
+        gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
+        metrics["mpsnr"] = float(masked_psnr(outputs["rgb"], gt, mask))
+        metrics["mssim"] = float(masked_ssim(outputs["rgb"], gt, mask))
+        return metrics, images
+
+    # ----- losses -----
+    def downscale_prior(self, prior: Tensor) -> Tensor:
+        """A batch prior [H, W, ...] at the render resolution (nearest pixel)."""
+        d = self._get_downscale_factor()
+        if d == 1:
+            return prior
+        H, W = prior.shape[0] // d, prior.shape[1] // d
+        return prior[d // 2 :: d, d // 2 :: d][:H, :W]
+
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        w = self.config.loss_weights
+        background = outputs["background"]
+        valid = self.downscale_prior(batch["mask"]).to(self.device) if "mask" in batch else None
+        gt = self.get_gt_img(batch["image"])[..., :3]
+        pred = outputs["rgb"]
+        if valid is not None:  # invalid pixels show the background in both
+            gt = torch.where(valid, gt, background)
+            pred = torch.where(valid, pred, background)
+        losses = {"rgb_loss": w.w_rgb * L.rgb_loss(pred, gt, self.ssim)}
+        if not self.training:
+            return losses
+        valid = valid[..., 0] if valid is not None else torch.ones_like(pred[..., 0], dtype=torch.bool)
+        if "motion_mask" in batch:
+            motion = self.downscale_prior(batch["motion_mask"]).to(self.device)[..., 0] * valid
+            alpha, dynamic = outputs["accumulation"][..., 0], outputs["features"][..., 0]
+            losses["mask_loss"] = w.w_mask * L.mask_loss(alpha, dynamic, motion)
+        if "depth_image" in batch and outputs["depth"] is not None:
+            prior = self.downscale_prior(batch["depth_image"]).to(self.device)[..., 0] / self.norm_scale
+            depth = outputs["depth"][..., 0] / self.norm_scale
+            known = valid & (prior > 0)
+            losses["depth_loss"] = w.w_depth_reg * L.disparity_loss(depth, prior, known)
+            losses["depth_gradient_loss"] = w.w_depth_grad * L.depth_gradient_loss(depth, prior, known)
+        if "track_batch" in batch:
+            image_size = batch["image"].shape[:2]
+            losses.update(self.track_losses(outputs, batch["track_batch"], pred.shape[1] / image_size[1],
+                                            max(image_size)))  # fmt: skip
+        losses.update(self.regularizers(self._query_time))
+        return losses
+
+    def track_losses(self, outputs: Dict[str, Tensor], tracks: TrackBatch, render_scale: float,
+                     image_size: int) -> Dict[str, Tensor]:  # fmt: skip
+        """2D track and track-depth losses; track pixels are in images of ``image_size`` (max side),
+        renders ``render_scale`` times that."""
+        w = self.config.loss_weights
+        points = self.track_points(outputs, tracks.query_xy * render_scale)  # [K, P, 3]
+        pred_xy, pred_z = project(points, tracks.Ks[:, None])
+        gap = self.frame_of(self._query_time - tracks.targets.times)[:, None].expand_as(tracks.confidence)
+        weights = L.track_weights(tracks.confidence, gap, self.num_time_steps)
+        seen = tracks.visible
+        depth_weights = weights * (tracks.depth > 0).float()
+        return {
+            "track_2d_loss": w.w_track * L.track_2d_loss(pred_xy[seen], tracks.xy[seen], weights[seen], image_size),
+            "track_depth_loss": w.w_depth_const * L.track_depth_loss(pred_z[seen] / self.norm_scale,
+                                                                     tracks.depth[seen] / self.norm_scale,
+                                                                     depth_weights[seen]),  # fmt: skip
+        }
+
+    def regularizers(self, t: float) -> Dict[str, Tensor]:
+        """Basis / trajectory smoothness, z-acceleration and scale variance (normalized frame)."""
+        w = self.config.loss_weights
+        rots, transls = self.motion_bases["rots"], self.motion_bases["transls"]
+        out = {"smooth_bases_loss": w.w_smooth_bases * L.bases_smoothness(rots, transls)}
+        T = self.num_time_steps
+        if T >= 3 and len(self.dynamic_ids) > 0:
+            f = self.frame_of(torch.tensor(t, device=self.device)).round().clamp(1, T - 2)
+            around, _ = self.dynamic_poses(torch.stack([f - 1, f, f + 1]))  # [G, 3, 3]
+            neighbours = around[:, :, None]  # [G, 3 frames, K = 1, 3]
+            out["smooth_tracks_loss"] = w.w_smooth_tracks * L.track_smoothness(neighbours)
+            centre = self.normalization.points_to_model(self._query_centre[None])
+            out["z_accel_loss"] = w.w_z_accel * L.z_accel_loss(neighbours, centre)
+        dynamic = self.gauss_params["is_dynamic"].detach() > 0.5
+        scales = self.gauss_params["scales"]
+        out["scale_var_loss"] = w.w_scale_var * sum(L.scale_variance(scales[m]) for m in (dynamic, ~dynamic) if m.any())
+        return out

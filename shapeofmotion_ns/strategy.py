@@ -1,0 +1,159 @@
+"""Shape of Motion's adaptive density control (reference: Trainer.run_control_steps) as a gsplat
+Strategy over one ParameterDict holding static and dynamic Gaussians (flag ``is_dynamic``).
+
+Screen-space gradient norms (in units of half the image size), visibility counts and the largest
+screen radius (fraction of the image size) are accumulated every step. Every ``control_every``
+steps after ``warmup_steps`` and before ``stop_control_steps``, with R = the opacity reset period:
+- densify (before ``stop_densify_steps``, and not in the first ``num_frames`` steps after a
+  reset): Gaussians whose mean gradient exceeds the threshold are duplicated when small and
+  split in two (gsplat's split: samples from the Gaussian, scales / 1.6) when large in the
+  world or, before ``stop_control_by_screen_steps``, on screen;
+- cull (not in the first min(3·num_frames, 1000) steps after a reset): opacity below
+  ``cull_opacity_threshold``; after the first reset also larger than ``cull_scale_threshold``
+  (× ``static_scale`` for static Gaussians) or, before ``stop_control_by_screen_steps``, than
+  ``cull_screen_threshold`` of the image;
+- every R steps: opacities are clamped to 0.8 × ``cull_opacity_threshold`` (gsplat's reset_opa;
+  the reference sets them all to that value);
+then the statistics restart. gsplat's ops move every parameter of the dict (motion coefficients
+and flags included) and its Adam state together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict
+
+import torch
+from gsplat.strategy import Strategy
+from gsplat.strategy.ops import duplicate, remove, reset_opa, split
+from torch import Tensor
+
+REQUIRED_PARAMS = ("means", "scales", "quats", "opacities", "is_dynamic")
+
+
+@dataclass
+class DensityControlConfig:
+    """Adaptive density control of Shape of Motion (the reference's defaults; steps are training steps)."""
+
+    warmup_steps: int = 200
+    """No control up to this step."""
+    control_every: int = 100
+    """Steps between control steps."""
+    reset_opacity_every_n_controls: int = 30
+    """Opacities are reset every this many control steps."""
+    stop_control_by_screen_steps: int = 4000
+    """Screen-size criteria of splitting and culling stop at this step."""
+    stop_control_steps: int = 4000
+    """All control (statistics included) stops at this step."""
+    densify_xys_grad_threshold: float = 0.0002
+    """Mean screen-space gradient norm (in half image sizes) above which a Gaussian is densified."""
+    densify_scale_threshold: float = 0.01
+    """Largest scale (normalized scene units) above which a densified Gaussian is split, not duplicated."""
+    densify_screen_threshold: float = 0.05
+    """Largest screen radius (fraction of the image size) above which a densified Gaussian is split."""
+    stop_densify_steps: int = 15000
+    """Densification stops at this step."""
+    cull_opacity_threshold: float = 0.1
+    """Gaussians less opaque than this are removed."""
+    cull_scale_threshold: float = 0.5
+    """Gaussians larger than this (× the static extent for static ones) are removed after the first reset."""
+    cull_screen_threshold: float = 0.15
+    """Gaussians larger than this fraction of the image are removed (after the first reset)."""
+
+
+@dataclass
+class ShapeOfMotionStrategy(Strategy):
+    config: DensityControlConfig
+    num_frames: int
+    """Training frames; the pauses after an opacity reset are counted in them."""
+    static_scale: float = 1.0
+    """Multiplies cull_scale_threshold for static Gaussians (the static points' half extent)."""
+    absgrad: bool = False  # read by splat4d's DynamicSplatModel when rasterizing
+
+    @property
+    def reset_every(self) -> int:
+        return self.config.reset_opacity_every_n_controls * self.config.control_every
+
+    def initialize_state(self, scene_scale: float = 1.0) -> Dict[str, Any]:
+        return {"grad2d": None, "count": None, "radii": None}
+
+    def check_sanity(self, params, optimizers) -> None:
+        missing = [name for name in REQUIRED_PARAMS if name not in params]
+        if missing:
+            raise ValueError(f"ShapeOfMotionStrategy needs the parameters {missing}")
+        without = [name for name in params if name not in optimizers]
+        if without:
+            raise ValueError(f"parameters {without} have no optimizer (gsplat's ops need one for each)")
+
+    def step_pre_backward(self, params, optimizers, state, step: int, info: Dict[str, Any]) -> None:
+        info["means2d"].retain_grad()  # its gradient is read after backward
+
+    def step_post_backward(self, params, optimizers, state, step: int, info: Dict[str, Any],
+                           packed: bool = False) -> None:  # fmt: skip
+        if packed:
+            raise ValueError("ShapeOfMotionStrategy expects renders of all Gaussians (packed=False)")
+        if step >= self.config.stop_control_steps:
+            return
+        self._accumulate(params, state, info)
+        if step <= self.config.warmup_steps or step % self.config.control_every != 0:
+            return
+        since_reset = step % self.reset_every
+        if step < self.config.stop_densify_steps and since_reset > self.num_frames:
+            self._densify(params, optimizers, state, step)
+        if since_reset > min(3 * self.num_frames, 1000):
+            self._cull(params, optimizers, state, step)
+        if since_reset == 0:
+            reset_opa(params, optimizers, state, value=0.8 * self.config.cull_opacity_threshold)
+        for key in state:
+            state[key].zero_()
+
+    @torch.no_grad()
+    def _accumulate(self, params, state: Dict[str, Any], info: Dict[str, Any]) -> None:
+        n = len(params["means"])
+        if state["grad2d"] is None or len(state["grad2d"]) != n:
+            device = params["means"].device
+            state.update(grad2d=torch.zeros(n, device=device), count=torch.zeros(n, device=device),
+                         radii=torch.zeros(n, device=device))  # fmt: skip
+        grads = info["means2d"].grad
+        if grads is None:
+            return
+        width, height = info["width"], info["height"]
+        grads = grads.clone()
+        grads[..., 0] *= width / 2.0 * info["n_cameras"]  # to units of half the image size
+        grads[..., 1] *= height / 2.0 * info["n_cameras"]
+        seen = info["radii"] > 0  # [C, N]
+        ids = seen.nonzero()[:, 1]
+        state["grad2d"].index_add_(0, ids, grads[seen].norm(dim=-1))
+        state["count"].index_add_(0, ids, torch.ones_like(ids, dtype=torch.float32))
+        radii = info["radii"][seen].float() / max(width, height)
+        state["radii"].scatter_reduce_(0, ids, radii, reduce="amax")
+
+    @torch.no_grad()
+    def _densify(self, params, optimizers, state: Dict[str, Tensor], step: int) -> None:
+        high = state["grad2d"] / state["count"].clamp(min=1) > self.config.densify_xys_grad_threshold
+        large = torch.exp(params["scales"]).amax(dim=-1) > self.config.densify_scale_threshold
+        on_screen = self._screen_check(state, self.config.densify_screen_threshold, step)
+        to_split = high & (large | on_screen)
+        to_duplicate = high & ~large
+        if to_duplicate.any():
+            duplicate(params, optimizers, state, to_duplicate)
+            to_split = torch.cat([to_split, torch.zeros(int(to_duplicate.sum()), dtype=torch.bool,
+                                                        device=to_split.device)])  # fmt: skip
+        if to_split.any():
+            split(params, optimizers, state, to_split)
+
+    @torch.no_grad()
+    def _cull(self, params, optimizers, state: Dict[str, Tensor], step: int) -> None:
+        cull = torch.sigmoid(params["opacities"]).flatten() < self.config.cull_opacity_threshold
+        if step > self.reset_every:
+            dynamic = params["is_dynamic"].detach().flatten() > 0.5
+            limit = self.config.cull_scale_threshold * torch.where(dynamic, 1.0, self.static_scale)
+            cull |= torch.exp(params["scales"]).amax(dim=-1) > limit
+            cull |= self._screen_check(state, self.config.cull_screen_threshold, step)
+        if cull.any():
+            remove(params, optimizers, state, cull)
+
+    def _screen_check(self, state: Dict[str, Tensor], threshold: float, step: int) -> Tensor:
+        if step < self.config.stop_control_by_screen_steps:
+            return state["radii"] > threshold
+        return torch.zeros_like(state["radii"], dtype=torch.bool)

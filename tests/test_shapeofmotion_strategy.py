@@ -1,0 +1,144 @@
+"""Shape of Motion density control: schedule, clone/split/cull/reset on a hand-made ParameterDict,
+with motion coefficients, flags and Adam state following their Gaussians."""
+
+import math
+
+import pytest
+import torch
+from torch.nn import Parameter, ParameterDict
+
+from shapeofmotion_ns.strategy import DensityControlConfig, ShapeOfMotionStrategy
+
+W, H = 100, 50
+
+
+def gaussians(scales, opacities, dynamic):
+    n = len(scales)
+    params = ParameterDict({
+        "means": Parameter(torch.randn(n, 3)),
+        "scales": Parameter(torch.log(torch.tensor(scales)).reshape(n, 1).repeat(1, 3)),
+        "quats": Parameter(torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1)),
+        "features_dc": Parameter(torch.arange(float(n))[:, None].repeat(1, 3)),  # an identity for each Gaussian
+        "opacities": Parameter(torch.logit(torch.tensor(opacities)).reshape(n, 1)),
+        "motion_coefs": Parameter(torch.arange(float(n))[:, None] * torch.tensor([[1.0, -1.0]])),
+        "is_dynamic": Parameter(torch.tensor(dynamic, dtype=torch.float32), requires_grad=False),
+    })  # fmt: skip
+    optimizers = {name: torch.optim.Adam([p], lr=0.0) for name, p in params.items()}
+    for p in params.values():  # give Adam some state to carry
+        p.grad = torch.ones_like(p)
+    for opt in optimizers.values():
+        opt.step()
+    return params, optimizers
+
+
+def render_info(n: int, grad_px, radii_px):
+    """What a render leaves after backward: screen gradients (pixels) and radii."""
+    means2d = torch.zeros(1, n, 2, requires_grad=True)
+    means2d.grad = torch.tensor(grad_px, dtype=torch.float32).reshape(1, n, 1) * torch.tensor([2.0 / W, 0.0])
+    return {"means2d": means2d, "radii": torch.tensor(radii_px, dtype=torch.int32).reshape(1, n), "width": W,
+            "height": H, "n_cameras": 1}  # fmt: skip
+
+
+def strategy(**overrides):
+    cfg = dict(warmup_steps=2, control_every=5, reset_opacity_every_n_controls=4, stop_control_by_screen_steps=100,
+               stop_control_steps=100, densify_xys_grad_threshold=0.5, densify_scale_threshold=0.1,
+               densify_screen_threshold=0.3, cull_opacity_threshold=0.1, cull_scale_threshold=0.5,
+               cull_screen_threshold=0.6)  # fmt: skip
+    cfg.update(overrides)
+    return ShapeOfMotionStrategy(DensityControlConfig(**cfg), num_frames=2, static_scale=2.0)
+
+
+def assert_consistent(params, optimizers):
+    n = len(params["means"])
+    for name, p in params.items():
+        assert p.shape[0] == n
+        opt = optimizers[name]
+        assert opt.param_groups[0]["params"][0] is p
+        for key, value in opt.state[p].items():
+            if key != "step":
+                assert value.shape == p.shape
+
+
+def test_duplicates_small_and_splits_large_high_gradient_gaussians():
+    # 0: high grad, small -> duplicate; 1: high grad, large -> split; 2: low grad; 3: high grad, small, static
+    params, optimizers = gaussians([0.05, 0.2, 0.2, 0.05], [0.5] * 4, [1, 1, 0, 0])
+    s = strategy()
+    state = s.initialize_state()
+    s.check_sanity(params, optimizers)
+    s.step_post_backward(params, optimizers, state, 5, render_info(4, [1.0, 1.0, 0.1, 1.0], [3, 3, 3, 3]))
+    ids = params["features_dc"][:, 0].tolist()
+    assert sorted(ids) == [0, 0, 1, 1, 2, 3, 3]
+    # motion coefficients and flags follow their Gaussians
+    assert torch.equal(params["motion_coefs"][:, 0], params["features_dc"][:, 0])
+    assert params["is_dynamic"].tolist() == [float(i in (0, 1)) for i in ids]
+    split_scales = torch.exp(params["scales"][torch.tensor(ids) == 1])
+    assert torch.allclose(split_scales, torch.full_like(split_scales, 0.2 / 1.6))
+    assert_consistent(params, optimizers)
+    assert float(state["grad2d"].abs().sum()) == 0.0  # statistics restart after a control step
+
+
+def test_screen_size_also_triggers_a_split():
+    params, optimizers = gaussians([0.05, 0.05], [0.5, 0.5], [1, 1])
+    s = strategy()
+    state = s.initialize_state()
+    # Gaussian 1 covers 40 px of a 100 px image: 0.4 > 0.3 of the image -> split (and duplicated: it is small)
+    s.step_post_backward(params, optimizers, state, 5, render_info(2, [1.0, 1.0], [3, 40]))
+    assert sorted(params["features_dc"][:, 0].tolist()) == [0, 0, 1, 1, 1]
+
+
+def test_culls_transparent_and_too_large_gaussians_after_the_first_reset():
+    # 0: transparent; 1: dynamic 0.6 > 0.5; 2: static 0.6 < 0.5 x 2; 3: static 1.2 > 1.0; 4: fine
+    params, optimizers = gaussians([0.05, 0.6, 0.6, 1.2, 0.05], [0.05, 0.5, 0.5, 0.5, 0.5], [1, 1, 0, 0, 1])
+    s = strategy(densify_xys_grad_threshold=1e9)
+    state = s.initialize_state()
+    info = render_info(5, [0.0] * 5, [1] * 5)
+    s.step_post_backward(params, optimizers, state, 15, info)  # before the first reset: opacity only
+    assert params["features_dc"][:, 0].tolist() == [1, 2, 3, 4]
+    s.step_post_backward(params, optimizers, state, 30, render_info(4, [0.0] * 4, [1] * 4))
+    assert params["features_dc"][:, 0].tolist() == [2, 4]
+    assert_consistent(params, optimizers)
+
+
+def test_opacity_reset_and_the_pauses_after_it():
+    params, optimizers = gaussians([0.05, 0.05], [0.9, 0.05], [1, 0])
+    s = strategy()
+    state = s.initialize_state()
+    s.step_post_backward(params, optimizers, state, 20, render_info(2, [1.0, 1.0], [1, 1]))
+    # step 20 = reset: no densification or culling right at it; opacities clamped to 0.08
+    assert params["features_dc"][:, 0].tolist() == [0, 1]
+    assert torch.allclose(torch.sigmoid(params["opacities"]).flatten(), torch.tensor([0.08, 0.05]))
+    assert float(optimizers["opacities"].state[params["opacities"]]["exp_avg"].abs().sum()) == 0.0
+    # 5 steps after the reset: densification is back (5 > num_frames), culling not yet (5 ≤ 3·num_frames)
+    s.step_post_backward(params, optimizers, state, 25, render_info(2, [1.0, 0.0], [1, 1]))
+    assert params["features_dc"][:, 0].tolist() == [0, 1, 0]
+
+
+def test_nothing_happens_during_warmup_off_schedule_or_after_the_stop():
+    for step in (0, 2, 6, 100, 105):
+        params, optimizers = gaussians([0.05, 0.2], [0.05, 0.5], [1, 0])
+        s = strategy()
+        state = s.initialize_state()
+        s.step_post_backward(params, optimizers, state, step, render_info(2, [1.0, 1.0], [3, 3]))
+        assert params["features_dc"][:, 0].tolist() == [0, 1], step
+
+
+def test_statistics_average_gradients_over_the_steps_a_gaussian_was_seen():
+    params, optimizers = gaussians([0.05, 0.05], [0.5, 0.5], [1, 1])
+    s = strategy(densify_xys_grad_threshold=0.6)
+    state = s.initialize_state()
+    s.step_post_backward(params, optimizers, state, 3, render_info(2, [1.0, 1.0], [2, 2]))
+    s.step_post_backward(params, optimizers, state, 4, render_info(2, [0.4, 9.0], [2, 0]))  # 1 unseen
+    assert state["count"].tolist() == [2.0, 1.0]
+    assert torch.allclose(state["grad2d"], torch.tensor([1.4, 1.0]))
+    assert state["radii"].tolist() == pytest.approx([0.02, 0.02])
+    s.step_post_backward(params, optimizers, state, 5, render_info(2, [0.0, 0.0], [0, 0]))
+    # mean gradients 0.7 and 1.0 both exceed 0.6
+    assert sorted(params["features_dc"][:, 0].tolist()) == [0, 0, 1, 1]
+
+
+def test_sanity_check_names_parameters_without_optimizer():
+    params, optimizers = gaussians([0.05], [0.5], [1])
+    del optimizers["motion_coefs"]
+    with pytest.raises(ValueError, match="motion_coefs"):
+        strategy().check_sanity(params, optimizers)
+    assert math.isclose(strategy().reset_every, 20)

@@ -1,0 +1,442 @@
+"""Velocity-aware initialization of SharpTimeGS (sharptime_ns/init.py) on a synthetic multi-view
+video with exact ground truth (dataparsers/synthetic/scene.py): 6 cameras × 6 frames, 160×120."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from dataparsers.synthetic.scene import PinholeCamera, RenderResult, SyntheticScene, default_scene
+from sharptime_ns import init as init_mod
+from sharptime_ns.init import (
+    InitPoints,
+    MultiViewFrames,
+    VelocityInitConfig,
+    VelocityInitWarning,
+    cache_file,
+    cap_indices,
+    velocity_aware_init,
+    voxel_downsample,
+)
+from sharptime_ns.init_masks import FlowMasker, UserMasks, sample_mask
+from sharptime_ns.init_triangulation import project, triangulate_frame
+from sharptime_ns.temporal import motion_factor
+
+W, H = 160, 120
+NUM_CAMERAS = 6
+NUM_FRAMES = 6
+SCENE_FRAMES = 16  # the scene's own frame count: frames FIRST..FIRST+5 show all three moving objects
+FIRST = 5
+
+
+def look_at(center: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """world -> camera (OpenCV axes) for a z-up world."""
+    z = target - center
+    z = z / np.linalg.norm(z)
+    x = np.cross(z, [0.0, 0.0, 1.0])
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    w2c = np.eye(4)
+    w2c[:3, :3] = np.stack([x, y, z])
+    w2c[:3, 3] = -w2c[:3, :3] @ center
+    return w2c
+
+
+def make_cameras() -> List[PinholeCamera]:
+    K = np.array([[120.0, 0.0, W / 2], [0.0, 120.0, H / 2], [0.0, 0.0, 1.0]])
+    cams = []
+    for i in range(NUM_CAMERAS):
+        a = -np.pi / 2 - 0.3 * np.pi + 0.6 * np.pi * i / (NUM_CAMERAS - 1)
+        center = np.array([2.7 * np.cos(a), 2.7 * np.sin(a), 1.6])
+        cams.append(PinholeCamera(K.copy(), look_at(center, np.array([-0.1, 0.1, 0.3])), W, H))
+    return cams
+
+
+@dataclass
+class Synthetic:
+    scene: SyntheticScene
+    cams: List[PinholeCamera]
+    gt: Dict[Tuple[int, int], RenderResult]  # (frame, camera) -> render
+    frames: MultiViewFrames
+
+    def frames_in(self, data_dir: Path) -> MultiViewFrames:
+        """The same images, with another data dir (its own masks/ and cache)."""
+        return replace(self.frames, data_dir=data_dir)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Synthetic:
+    root = tmp_path_factory.mktemp("sharptime_init_scene")
+    scene = default_scene(num_frames=SCENE_FRAMES, fps=15.0, seed=0)
+    cams = make_cameras()
+    gt, paths = {}, []
+    for f in range(NUM_FRAMES):
+        row = []
+        for c, cam in enumerate(cams):
+            r = scene.render(cam, FIRST + f, supersample=2)
+            p = root / "images" / f"cam{c:02d}" / f"{f:05d}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(p), cv2.cvtColor((r.rgb * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
+            row.append(p)
+            gt[f, c] = r
+        paths.append(row)
+    frames = MultiViewFrames(
+        image_paths=paths,
+        Ks=np.stack([c.K for c in cams]),
+        w2c=np.stack([c.w2c for c in cams]),
+        times=np.linspace(0.0, 1.0, NUM_FRAMES),
+        camera_names=[f"cam{c:02d}" for c in range(NUM_CAMERAS)],
+        data_dir=root,
+    )
+    return Synthetic(scene, cams, gt, frames)
+
+
+def quiet(**kwargs) -> VelocityInitConfig:
+    return VelocityInitConfig(show_progress=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def result(synthetic) -> Tuple[InitPoints, float]:
+    """The default init (normalized time), computed once (and cached in the data dir)."""
+    start = time.perf_counter()
+    pts = velocity_aware_init(synthetic.frames, quiet(), time_scale=1.0)
+    assert pts is not None
+    return pts, time.perf_counter() - start
+
+
+# ----- ground-truth helpers -----
+
+
+def gt_lookup(syn: Synthetic, points: np.ndarray, frame: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Per point, the relative depth residual |z − depth_gt| / z in the camera where it is smallest
+    (the point is visible there) and the GT object id at that pixel (-1 static, -2 nowhere)."""
+    best = np.full(len(points), np.inf)
+    oid = np.full(len(points), -2)
+    for c, cam in enumerate(syn.cams):
+        uv, z = cam.project(points)
+        ix, iy = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
+        ok = (ix >= 0) & (ix < W) & (iy >= 0) & (iy < H) & (z > 0)
+        res = np.full(len(points), np.inf)
+        r = syn.gt[frame, c]
+        res[ok] = np.abs(z[ok] - r.depth[iy[ok], ix[ok]]) / z[ok]
+        better = res < best
+        best[better] = res[better]
+        oid[better] = r.object_id[iy[better], ix[better]]
+    return best, oid
+
+
+def point_frames(pts: InitPoints, time_scale: float) -> np.ndarray:
+    return np.round(pts.times / time_scale * (NUM_FRAMES - 1)).astype(int)
+
+
+def gt_labels(syn: Synthetic, pts: InitPoints, time_scale: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Depth residual, object id and frame per point: dynamic points at their frame, static ones
+    at the frame where they fit the GT surfaces best."""
+    res = np.full(len(pts), np.inf)
+    lab = np.full(len(pts), -2)
+    frames = point_frames(pts, time_scale)
+    best_frame = frames.copy()
+    xyz = pts.means.astype(np.float64)
+    for f in range(NUM_FRAMES):
+        sel = np.flatnonzero(~pts.is_dynamic | (frames == f))
+        r, ids = gt_lookup(syn, xyz[sel], f)
+        b = r < res[sel]
+        res[sel[b]], lab[sel[b]], best_frame[sel[b]] = r[b], ids[b], f
+    return res, lab, best_frame
+
+
+def measured_velocity(pts: InitPoints) -> np.ndarray:
+    f = motion_factor(torch.from_numpy(pts.tscales.astype(np.float64)), torch.from_numpy(pts.radii.astype(np.float64)))
+    return pts.velocities / f.numpy()[:, None]
+
+
+def gt_velocity(syn: Synthetic, xyz: np.ndarray, object_id: int, frame: int, time_scale: float) -> np.ndarray:
+    """Central difference over the neighbouring frames (one-sided at the ends), per time unit."""
+    a, b = max(frame - 1, 0), min(frame + 1, NUM_FRAMES - 1)
+    track = syn.scene.track_points(
+        xyz[None], np.array([object_id]), FIRST + frame, np.array([FIRST + a, FIRST + b], float)
+    )
+    return (track[1, 0] - track[0, 0]) / ((b - a) / (NUM_FRAMES - 1) * time_scale)
+
+
+def split_accuracy(syn: Synthetic, pts: InitPoints, min_motion: float = 0.02) -> Tuple[float, float, float]:
+    """(accuracy, dynamic precision, static precision) against the GT object ids, over the points
+    that are unambiguous: on the static background, or on an object that moves by more than
+    ``min_motion`` world units per frame there (about a pixel in these views); a point on an
+    object that is momentarily (almost) still may go either way."""
+    _, lab, frames = gt_labels(syn, pts, 1.0)
+    ambiguous = np.zeros(len(pts), bool)
+    for i in np.flatnonzero(lab >= 0):
+        v = gt_velocity(syn, pts.means[i].astype(np.float64), lab[i], frames[i], 1.0)
+        ambiguous[i] = np.linalg.norm(v) / (NUM_FRAMES - 1) < min_motion
+    correct = np.where(pts.is_dynamic, lab >= 0, lab == -1)[~ambiguous]
+    dyn = pts.is_dynamic[~ambiguous]
+    return float(correct.mean()), float(correct[dyn].mean()), float(correct[~dyn].mean())
+
+
+# ----- pieces -----
+
+
+def test_triangulate_frame_reprojects_and_lies_on_gt_surfaces(synthetic, tmp_path):
+    images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in synthetic.frames.image_paths[2]]
+    pts = triangulate_frame(images, synthetic.frames.Ks, synthetic.frames.w2c, tmp_path / "work", quiet())
+    assert pts.num_points > 100
+    point_of_obs = np.repeat(np.arange(pts.num_points), np.diff(pts.track_offsets))
+    assert np.all(np.diff(pts.track_offsets) >= 2)
+    err, rel = [], []
+    for c in range(NUM_CAMERAS):
+        sel = pts.obs_cam == c
+        uv, z = project(pts.xyz[point_of_obs[sel]], synthetic.frames.Ks[c], synthetic.frames.w2c[c])
+        err.append(np.linalg.norm(uv - pts.obs_xy[sel], axis=1))
+        # depth of the observed surface at the keypoint
+        ix, iy = np.floor(pts.obs_xy[sel]).astype(int).T
+        rel.append(np.abs(z - synthetic.gt[2, c].depth[iy, ix]) / z)
+    err, rel = np.concatenate(err), np.concatenate(rel)
+    assert err.mean() < 0.5 and np.percentile(err, 95) < 1.0 and err.max() < 2.5  # pixels
+    assert np.median(rel) < 0.01 and np.mean(rel < 0.03) > 0.8
+    assert pts.descriptors.shape == (pts.num_points, 128)
+    np.testing.assert_allclose(np.linalg.norm(pts.descriptors, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("method,min_iou,min_recall", [("dis", 0.5, 0.85), ("farneback", 0.35, 0.85)])
+def test_flow_masks_cover_moving_objects(synthetic, method, min_iou, min_recall):
+    config = quiet(flow_method=method)
+    masker = FlowMasker(config)
+    cache = init_mod._ImageCache(synthetic.frames, config.flow_max_side)
+    iou, recall = [], []
+    for f in range(NUM_FRAMES):
+        for c in range(NUM_CAMERAS):
+            mask = init_mod._flow_mask(cache, masker, f, c, NUM_FRAMES, W)
+            gt = synthetic.gt[f, c].dynamic_mask
+            iou.append((mask & gt).sum() / max((mask | gt).sum(), 1))
+            recall.append((mask & gt).sum() / max(gt.sum(), 1))
+    assert np.mean(iou) > min_iou and np.mean(recall) > min_recall
+
+
+def test_user_mask_lookup_and_sampling(tmp_path):
+    (tmp_path / "masks" / "camA").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "masks" / "camA" / "000012.png"), np.full((6, 8), 255, np.uint8))
+    m = np.zeros((6, 8), np.uint8)
+    m[:, 4:] = 255
+    cv2.imwrite(str(tmp_path / "masks" / "camA" / "3.png"), m)
+    masks = UserMasks(tmp_path / "masks", ["camA", "camB"])
+    assert masks.load(0, 0, Path("images/camA/000012.jpg")).all()  # by image stem
+    by_index = masks.load(0, 3, Path("images/camA/frame_x.jpg"))  # by frame index
+    assert by_index is not None and by_index[:, 4:].all() and not by_index[:, :4].any()
+    assert masks.load(1, 0, Path("images/camB/000012.jpg")) is None  # missing → flow fallback
+    # a 6×8 mask sampled with pixel coordinates of a 60×80 image; outside / NaN → False
+    xy = np.array([[10.0, 10.0], [70.0, 50.0], [-1.0, 5.0], [np.nan, 1.0]])
+    assert sample_mask(by_index, xy, 80, 60).tolist() == [False, True, False, False]
+
+
+def test_voxel_downsample_and_cap():
+    xyz = np.array([[0.01, 0.01, 0.01], [0.02, 0.03, 0.04], [1.0, 1.0, 1.0]])
+    rgb = np.array([[0, 0, 0], [100, 200, 50], [7, 7, 7]], np.uint8)
+    p, c = voxel_downsample(xyz, rgb, 0.1)
+    np.testing.assert_allclose(p, [[0.015, 0.02, 0.025], [1.0, 1.0, 1.0]])
+    assert c.tolist() == [[50, 100, 25], [7, 7, 7]]
+    is_dyn = np.arange(1000) % 4 == 0
+    keep = cap_indices(is_dyn, 100, seed=0)
+    assert len(keep) == 100 and is_dyn[keep].sum() == 25 and len(np.unique(keep)) == 100
+    assert cap_indices(is_dyn, 5000, seed=0) is None
+
+
+# ----- the whole initialization -----
+
+
+def test_points_lie_on_gt_surfaces(synthetic, result):
+    pts, seconds = result
+    n = len(pts)
+    assert 200 < n <= VelocityInitConfig().max_points
+    assert pts.means.shape == (n, 3) and pts.means.dtype == np.float32
+    assert pts.colors.shape == (n, 3) and pts.colors.dtype == np.uint8
+    assert pts.velocities.shape == (n, 3) and pts.velocities.dtype == np.float32
+    for a in (pts.times, pts.tscales, pts.radii):
+        assert a.shape == (n,) and a.dtype == np.float32
+    assert pts.is_dynamic.dtype == bool and 0 < pts.is_dynamic.sum() < n
+    res, _, _ = gt_labels(synthetic, pts, 1.0)
+    assert np.median(res) < 0.01 and np.mean(res < 0.03) > 0.8
+    assert seconds < 30
+
+
+def test_static_dynamic_split_agrees_with_gt(synthetic, result):
+    pts, _ = result
+    accuracy, dyn_precision, static_precision = split_accuracy(synthetic, pts)
+    assert accuracy > 0.85 and dyn_precision > 0.9 and static_precision > 0.8
+
+
+def test_dynamic_velocities_match_gt_motion(synthetic, result):
+    pts, _ = result
+    _, lab, frames = gt_labels(synthetic, pts, 1.0)
+    measured = measured_velocity(pts)
+    idx = np.flatnonzero(pts.is_dynamic & (lab >= 0))
+    assert len(idx) > 100
+    gt = np.stack([gt_velocity(synthetic, pts.means[i].astype(np.float64), lab[i], frames[i], 1.0) for i in idx])
+    err = np.linalg.norm(measured[idx] - gt, axis=1)
+    speed = np.linalg.norm(gt, axis=1)
+    cos = np.sum(measured[idx] * gt, axis=1) / np.maximum(np.linalg.norm(measured[idx], axis=1) * speed, 1e-12)
+    assert np.median(err / speed) < 0.35
+    assert np.mean(cos > 0.8) > 0.7
+    # far better than "no motion": the stored velocities carry the motion
+    assert np.median(err) < 0.4 * np.median(speed)
+
+
+def test_temporal_parameters_and_motion_factor(result):
+    pts, _ = result
+    dyn, sta = pts.is_dynamic, ~pts.is_dynamic
+    frame_times = np.linspace(0, 1, NUM_FRAMES)
+    # static: v = 0, T = middle of the sequence, σt = 3 × the sequence length, r ≈ 1e-6
+    assert np.all(pts.velocities[sta] == 0)
+    np.testing.assert_allclose(pts.times[sta], 0.5)
+    np.testing.assert_allclose(pts.tscales[sta], 3.0)
+    np.testing.assert_allclose(pts.radii, 1e-6)
+    # dynamic: T = its frame's time, σt = three frame intervals
+    assert np.abs(pts.times[dyn, None] - frame_times[None]).min(axis=1).max() < 1e-6
+    np.testing.assert_allclose(pts.tscales[dyn], 3.0 / (NUM_FRAMES - 1), rtol=1e-6)
+    # stored v = measured × f; in normalized time f(0.6, 1e-6) = 2 (dynamic), f(3, 1e-6) = 10 (static)
+    f = motion_factor(
+        torch.tensor(pts.tscales[dyn], dtype=torch.float64), torch.tensor(pts.radii[dyn], dtype=torch.float64)
+    )
+    np.testing.assert_allclose(f.numpy(), 2.0)
+    assert np.abs(pts.velocities[dyn]).max() > 0
+
+
+def test_time_units_share_the_cache(synthetic, result, monkeypatch):
+    pts1, _ = result
+    monkeypatch.setattr(init_mod, "triangulate_frame", _must_not_triangulate)  # served from the cache
+    num_frames_unit = float(NUM_FRAMES - 1)
+    pts5 = velocity_aware_init(synthetic.frames, quiet(), time_scale=num_frames_unit)
+    assert pts5 is not None
+    np.testing.assert_array_equal(pts5.means, pts1.means)
+    np.testing.assert_allclose(pts5.times, pts1.times * num_frames_unit, atol=1e-5)
+    np.testing.assert_allclose(pts5.tscales, pts1.tscales * num_frames_unit, rtol=1e-6)
+    dyn = pts5.is_dynamic
+    np.testing.assert_allclose(pts5.tscales[dyn], 3.0)  # three frames
+    # measured velocity (v / f) per frame = per normalized time / (num_frames − 1)
+    np.testing.assert_allclose(measured_velocity(pts5) * num_frames_unit, measured_velocity(pts1), rtol=1e-4, atol=1e-6)
+    # stored v = measured × f with f(3 frames, r) = 1 + 9 = 10 here (vs f = 2 in normalized time)
+    measured_per_frame = pts1.velocities[dyn] / 2.0 / num_frames_unit
+    np.testing.assert_allclose(pts5.velocities[dyn], measured_per_frame * 10.0, rtol=1e-4, atol=1e-6)
+
+
+def _must_not_triangulate(*args, **kwargs):
+    raise AssertionError("triangulation ran although the cache should have been used")
+
+
+def test_cache_reused_and_invalidated(synthetic, result, monkeypatch):
+    pts, _ = result
+    path = cache_file(synthetic.frames, quiet())
+    assert path.is_file() and path.parent == synthetic.frames.data_dir / ".splat4d_cache"
+    assert [p.name for p in path.parent.iterdir() if p.suffix == ".tmp"] == []  # atomic write, no leftovers
+    monkeypatch.setattr(init_mod, "triangulate_frame", _must_not_triangulate)
+    again = velocity_aware_init(synthetic.frames, quiet(), time_scale=1.0)
+    for name in ("means", "colors", "velocities", "times", "tscales", "radii", "is_dynamic"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(pts, name))
+    # temporal initial values are applied after the cache: no recomputation either
+    longer = velocity_aware_init(synthetic.frames, quiet(dynamic_lifespan_frames=5.0), time_scale=1.0)
+    np.testing.assert_allclose(longer.tscales[longer.is_dynamic], 1.0)
+    # a geometry setting changes the key: recomputed
+    assert cache_file(synthetic.frames, quiet(flow_threshold=2.0)) != path
+    with pytest.raises(AssertionError, match="cache should have been used"):
+        velocity_aware_init(synthetic.frames, quiet(flow_threshold=2.0), time_scale=1.0)
+    # an unreadable cache file is recomputed, not trusted
+    original = path.read_bytes()
+    path.write_bytes(b"not an npz")
+    with pytest.raises(AssertionError, match="cache should have been used"):
+        velocity_aware_init(synthetic.frames, quiet(), time_scale=1.0)
+    path.write_bytes(original)
+    # use_cache=False never reads it
+    with pytest.raises(AssertionError, match="cache should have been used"):
+        velocity_aware_init(synthetic.frames, quiet(use_cache=False), time_scale=1.0)
+
+
+def test_user_masks_are_used(synthetic, result, tmp_path):
+    pts_flow, _ = result
+    frames = synthetic.frames_in(tmp_path)
+    # masks/<camera>/<frame>.png named after the images' stems: here the exact GT masks
+    for f in range(NUM_FRAMES):
+        for c, name in enumerate(frames.camera_names):
+            p = tmp_path / "masks" / name / f"{Path(frames.image_paths[f][c]).stem}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(p), synthetic.gt[f, c].dynamic_mask.astype(np.uint8) * 255)
+    pts = velocity_aware_init(frames, quiet(), time_scale=1.0)
+    accuracy, dyn_precision, _ = split_accuracy(synthetic, pts)
+    assert accuracy > 0.95 and dyn_precision > 0.95
+    assert accuracy > split_accuracy(synthetic, pts_flow)[0]
+    # all-black user masks: nothing is dynamic (the masks, not the flow, decide)
+    for p in (tmp_path / "masks").rglob("*.png"):
+        cv2.imwrite(str(p), np.zeros((H, W), np.uint8))
+    none_dynamic = velocity_aware_init(frames, quiet(), time_scale=1.0)
+    assert none_dynamic is not None and not none_dynamic.is_dynamic.any()
+    assert np.all(none_dynamic.velocities == 0)
+    # use_user_masks=False ignores them
+    assert cache_file(frames, quiet(use_user_masks=False)) != cache_file(frames, quiet())
+
+
+def test_frame_stride(synthetic, tmp_path):
+    assert init_mod.triangulated_frames(6, 2) == [0, 2, 4, 5]
+    assert init_mod.triangulated_frames(5, 2) == [0, 2, 4]
+    pts = velocity_aware_init(synthetic.frames_in(tmp_path), quiet(frame_stride=3), time_scale=float(NUM_FRAMES - 1))
+    assert pts is not None and pts.is_dynamic.any()
+    # dynamic points only at the triangulated frames 0, 3, 5; σt = 3 × the median interval (2.5 frames)
+    assert set(np.round(pts.times[pts.is_dynamic]).astype(int).tolist()) <= {0, 3, 5}
+    np.testing.assert_allclose(pts.tscales[pts.is_dynamic], 7.5)
+    np.testing.assert_allclose(pts.tscales[~pts.is_dynamic], 15.0)
+
+
+def test_too_few_points_returns_none_with_warning(synthetic, result, tmp_path, monkeypatch):
+    monkeypatch.setattr(init_mod, "triangulate_frame", _must_not_triangulate)
+    with pytest.warns(VelocityInitWarning, match="falling back to random initialization"):
+        assert velocity_aware_init(synthetic.frames, quiet(min_points=10**9), time_scale=1.0) is None
+    monkeypatch.undo()
+    # textureless images: nothing to triangulate at all
+    paths = []
+    for f in range(2):
+        row = []
+        for c in range(3):
+            p = tmp_path / "images" / f"c{c}" / f"{f}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(p), np.full((H, W, 3), 128, np.uint8))
+            row.append(p)
+        paths.append(row)
+    blank = MultiViewFrames(
+        image_paths=paths,
+        Ks=synthetic.frames.Ks[:3],
+        w2c=synthetic.frames.w2c[:3],
+        times=np.array([0.0, 1.0]),
+        camera_names=["c0", "c1", "c2"],
+        data_dir=tmp_path,
+    )
+    with pytest.warns(VelocityInitWarning, match="only 0 points"):
+        assert velocity_aware_init(blank, quiet(), time_scale=1.0) is None
+
+
+def test_input_validation(synthetic, tmp_path):
+    frames = synthetic.frames_in(tmp_path)
+    with pytest.raises(ValueError, match="time_scale"):
+        velocity_aware_init(frames, quiet(), time_scale=0.0)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        velocity_aware_init(replace(frames, times=frames.times[::-1].copy()), quiet(), time_scale=1.0)
+    bad_K = frames.Ks.copy()
+    bad_K[:, :2, 2] *= 4  # intrinsics of 4× larger images
+    with pytest.raises(ValueError, match="principal point"):
+        velocity_aware_init(replace(frames, Ks=bad_K), quiet(use_cache=False), time_scale=1.0)
+
+
+def test_config_fields_are_documented():
+    import ast
+    import inspect
+
+    source = inspect.getsource(VelocityInitConfig)
+    body = ast.parse(source).body[0].body
+    for i, node in enumerate(body):
+        if isinstance(node, ast.AnnAssign):
+            nxt = body[i + 1] if i + 1 < len(body) else None
+            assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), node.target.id
