@@ -49,8 +49,6 @@ class ShapeOfMotionModelConfig(DynamicSplatModelConfig):
     """Shape of Motion trains at full resolution."""
     output_depth_during_training: bool = True
     """The depth losses need the rendered depth."""
-    enable_collider: bool = False
-    """Cameras, not rays, are rendered: no near/far collider (splat4d's base would create one)."""
     loss_weights: L.LossWeights = field(default_factory=L.LossWeights)
     """Weights of the loss terms."""
     density_control: DensityControlConfig = field(default_factory=DensityControlConfig)

@@ -67,6 +67,8 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
     _target: Type = field(default_factory=lambda: DynamicSplatModel)
     rasterizer_backend: Backend = "auto"
     """auto: gsplat on CUDA, the compiled kernel on CPU; cpu / reference / gsplat force one."""
+    enable_collider: bool = False
+    """Rasterization needs no ray near/far collider (nerfstudio's default one breaks on Cameras)."""
 
 
 class DynamicSplatModel(SplatfactoModel):
