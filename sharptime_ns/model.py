@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Type
+from typing import Dict, List, Literal, Tuple, Type
 
+import numpy as np
 import torch
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 from torch.nn import Parameter
 
@@ -20,6 +22,7 @@ from splat4d.sh import view_dependent_colors
 TimeUnit = Literal["normalized", "seconds", "frames"]
 TEMPORAL_PARAMS = ("velocities", "times", "log_tscales", "log_tradii")
 INIT_RADIUS = 1e-6  # r at initialisation, in the time unit
+PAPER_STEPS = 30000  # the paper's schedule (GPU)
 
 
 @dataclass
@@ -45,8 +48,11 @@ class SharpTimeModelConfig(DynamicSplatModelConfig):
     absgs (ablation): AbsGS densification throughout."""
     stage1_fraction: float = 1.0 / 3.0
     """Fraction of training in stage 1 (AbsGS densification, canonical times learnable)."""
-    total_steps: int = 30000
+    total_steps: int = PAPER_STEPS
     """Training length; replaced by the trainer's --max-num-iterations under ns-train."""
+    demo_steps: int = 3000
+    """Schedule used on the synthetic demo scene (no --data) when --max-num-iterations is left at
+    the paper's 30000: CPU-friendly."""
     score_error_weight: float = 1.0
     """λe: weight of the accumulated per-Gaussian render error E in the densification score."""
     score_opacity_weight: float = 0.5
@@ -78,18 +84,27 @@ class SharpTimeModel(DynamicSplatModel):
         n = params["means"].shape[0]
         init = self.init_points
         if init is not None and not self.config.random_init and len(init["times"]) == n:
-            velocities = torch.as_tensor(init["velocities"], dtype=torch.float32)
-            times = torch.as_tensor(init["times"], dtype=torch.float32)[:, None]
-            tscales = torch.as_tensor(init["tscales"], dtype=torch.float32)[:, None]
+            velocities, times, tscales, radii = self.init_in_time_unit(init)
         else:
             velocities = torch.zeros(n, 3)
             times = torch.rand(n, 1) * self.time_scale
             tscales = torch.full((n, 1), self.config.random_init_tscale * self.time_scale)
+            radii = torch.full((n, 1), INIT_RADIUS)
         params["velocities"] = Parameter(velocities)
         params["times"] = Parameter(times)
         params["log_tscales"] = Parameter(torch.log(tscales.clamp(min=1e-6)))
-        params["log_tradii"] = Parameter(torch.full((n, 1), math.log(INIT_RADIUS)))  # unused when learn_radius=False
+        params["log_tradii"] = Parameter(torch.log(radii.clamp(min=1e-12)))  # unused when learn_radius=False
         return params
+
+    def init_in_time_unit(self, init: Dict[str, np.ndarray]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Velocity-aware init points (normalised time, v stored as measured velocity × f) in
+        this model's time unit: T, σt, r scale by time_scale; v is re-derived with the new f."""
+        as_column = lambda key: torch.as_tensor(init[key], dtype=torch.float32).reshape(-1, 1)  # noqa: E731
+        tscales_n, radii_n = as_column("tscales"), as_column("radii")
+        measured = torch.as_tensor(init["velocities"], dtype=torch.float32) / temporal.motion_factor(tscales_n, radii_n)
+        s = self.time_scale
+        times, tscales, radii = as_column("times") * s, tscales_n * s, radii_n * s
+        return measured / s * temporal.motion_factor(tscales, radii), times, tscales, radii
 
     def get_gaussian_param_groups(self) -> Dict[str, List[Parameter]]:
         groups = super().get_gaussian_param_groups()
@@ -113,7 +128,11 @@ class SharpTimeModel(DynamicSplatModel):
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
         if attributes.trainer is not None:
-            self.strategy.total_steps = attributes.trainer.config.max_num_iterations
+            trainer_config = attributes.trainer.config
+            if self.kwargs["metadata"].get("demo_scene") and trainer_config.max_num_iterations == PAPER_STEPS:
+                trainer_config.max_num_iterations = self.config.demo_steps
+                CONSOLE.log(f"demo scene: training for {self.config.demo_steps} steps (CPU-friendly schedule)")
+            self.strategy.total_steps = trainer_config.max_num_iterations
         return super().get_training_callbacks(attributes)
 
     # ----- temporal attributes -----

@@ -19,7 +19,7 @@ def packed_info_for_subset(info: Dict[str, Any], subset_ids: Tensor) -> Dict[str
     means2d = info["means2d"]
     visible = info["radii"] > 0  # [C, N_subset]
     grads = SimpleNamespace(
-        grad=None if means2d.grad is None else means2d.grad[visible],
+        grad=means2d.grad[visible] if means2d.retains_grad and means2d.grad is not None else None,
         absgrad=means2d.absgrad[visible] if hasattr(means2d, "absgrad") else None,
     )
     return {
