@@ -15,13 +15,15 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e '.[dev]' $(TORCH_SPEC)
+	# ns-render needs an ffmpeg on PATH: use the static build that imageio-ffmpeg ships
+	command -v ffmpeg >/dev/null || ln -sf "$$($(PY) -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" $(VENV)/bin/ffmpeg
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m splat4d.demo --out renders/demo.png
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/raster_cpu.py

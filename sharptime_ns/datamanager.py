@@ -58,19 +58,24 @@ class SharpTimeDatamanager(LazyImageDatamanager):
         data = Path(config.data) if config.data is not None else config.dataparser.data
         is_demo = ensure_demo_scene(data)
         super().__init__(config, *args, **kwargs)
-        meta = self.train_dataparser_outputs.metadata
-        meta["demo_scene"] = is_demo
+        self.publish("demo_scene", is_demo)
         if self.test_mode == "val" and config.init == "velocity":  # training: initial Gaussians needed
-            self._add_initial_points(meta)
+            self._add_initial_points()
 
-    def _add_initial_points(self, meta: dict) -> None:
+    def publish(self, key: str, value) -> None:
+        """Metadata for the pipeline (reads the dataparser outputs) and the model (reads the
+        train dataset's copy of them)."""
+        self.train_dataparser_outputs.metadata[key] = value
+        self.train_dataset.metadata[key] = value
+
+    def _add_initial_points(self) -> None:
         points = velocity_aware_init(self.multiview_frames(), self.config.velocity_init, time_scale=1.0)
         if points is None:
             CONSOLE.log("[yellow]velocity-aware init produced too few points: using random initialization")
             return
-        meta["points3D_xyz"] = torch.from_numpy(points.means).float()
-        meta["points3D_rgb"] = torch.from_numpy(points.colors)
-        meta["sharptime_init"] = {k: v for k, v in asdict(points).items() if k not in ("means", "colors")}
+        self.publish("points3D_xyz", torch.from_numpy(points.means).float())
+        self.publish("points3D_rgb", torch.from_numpy(points.colors))
+        self.publish("sharptime_init", {k: v for k, v in asdict(points).items() if k not in ("means", "colors")})
         CONSOLE.log(f"velocity-aware init: {len(points.means)} points ({int(points.is_dynamic.sum())} dynamic)")
 
     def multiview_frames(self) -> MultiViewFrames:

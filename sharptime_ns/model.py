@@ -50,7 +50,9 @@ class SharpTimeModelConfig(DynamicSplatModelConfig):
     """Fraction of training in stage 1 (AbsGS densification, canonical times learnable)."""
     total_steps: int = PAPER_STEPS
     """Training length; replaced by the trainer's --max-num-iterations under ns-train."""
-    demo_steps: int = 3000
+    num_downscales: int = 0
+    """Train at full resolution (the multi-view parsers already downscale the videos)."""
+    demo_steps: int = 8000
     """Schedule used on the synthetic demo scene (no --data) when --max-num-iterations is left at
     the paper's 30000: CPU-friendly."""
     score_error_weight: float = 1.0
@@ -85,6 +87,7 @@ class SharpTimeModel(DynamicSplatModel):
         init = self.init_points
         if init is not None and not self.config.random_init and len(init["times"]) == n:
             velocities, times, tscales, radii = self.init_in_time_unit(init)
+            CONSOLE.log(f"SharpTimeGS: {n} Gaussians from the velocity-aware initialization")
         else:
             velocities = torch.zeros(n, 3)
             times = torch.rand(n, 1) * self.time_scale
