@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench
+.PHONY: setup demo raster-demo test bench
 
 setup: $(STAMP)
 
@@ -19,8 +19,18 @@ $(STAMP): pyproject.toml Makefile
 	command -v ffmpeg >/dev/null || ln -sf "$$($(PY) -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" $(VENV)/bin/ffmpeg
 	touch $(STAMP)
 
+DEMO_RUN := outputs/demo/sharptime/latest
+
 demo: $(STAMP)
-	$(PY) -m splat4d.demo --out renders/demo.png
+	$(VENV)/bin/ns-train sharptime --vis tensorboard --experiment-name demo --timestamp latest \
+		--pipeline.model.densify-grad-thresh 0.002
+	$(VENV)/bin/ns-eval --load-config $(DEMO_RUN)/config.yml --output-path $(DEMO_RUN)/eval.json
+	$(VENV)/bin/splat4d-time-path --load-config $(DEMO_RUN)/config.yml --output-path $(DEMO_RUN)/time_sweep.json
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ns-render camera-path --load-config $(DEMO_RUN)/config.yml \
+		--camera-path-filename $(DEMO_RUN)/time_sweep.json --output-path renders/demo_time_sweep.mp4
+
+raster-demo: $(STAMP)
+	$(PY) -m splat4d.demo --out renders/raster_demo.png
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m pytest -q
