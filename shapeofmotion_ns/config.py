@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
-from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
@@ -18,12 +17,9 @@ from nerfstudio.plugins.types import MethodSpecification
 from dataparsers.iphone.dataparser import IPhoneDataParserConfig
 from shapeofmotion_ns.datamanager import ShapeOfMotionDatamanagerConfig
 from shapeofmotion_ns.model import ShapeOfMotionModelConfig
+from splat4d.optim import adam
 
 MAX_STEPS = 30000
-
-
-def adam(lr: float, scheduler=None) -> dict:
-    return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
 
 
 shapeofmotion = MethodSpecification(

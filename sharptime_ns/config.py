@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
-from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
@@ -19,11 +18,7 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from sharptime_ns.datamanager import SharpTimeDatamanagerConfig
 from sharptime_ns.model import PAPER_STEPS, SharpTimeModelConfig
-
-
-def adam(lr: float, scheduler=None) -> dict:
-    return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
-
+from splat4d.optim import adam
 
 sharptime = MethodSpecification(
     config=TrainerConfig(
