@@ -27,6 +27,8 @@ import numpy as np
 from nerfstudio.utils.rich_utils import CONSOLE
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from dataparsers.atomic_folder import PARTIAL_MARK, build_atomically
+
 CACHE_VERSION = 1
 ImageFormat = Literal["png", "jpg"]
 IndexedFrames = Iterable[Tuple[int, np.ndarray]]
@@ -87,16 +89,9 @@ def cached_frames(
         shutil.rmtree(folder)
     cache_root.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_partials(folder)
-    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    try:
+    with build_atomically(folder) as partial:
         names = _write_frames(partial, frames, image_format, description, total)
         (partial / "meta.json").write_text(json.dumps({"key": key, "files": names}, indent=1))
-        os.rename(partial, folder)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return [folder / name for name in names]
 
 
@@ -116,7 +111,7 @@ def _trusted_files(folder: Path, key: Dict[str, Any]) -> Optional[List[Path]]:
 
 def _remove_abandoned_partials(folder: Path) -> None:
     """Delete ``<folder>.partial-<pid>`` folders whose process no longer runs."""
-    for partial in folder.parent.glob(f"{folder.name}.partial-*"):
+    for partial in folder.parent.glob(f"{folder.name}{PARTIAL_MARK}*"):
         pid = partial.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _process_alive(int(pid)):
             shutil.rmtree(partial, ignore_errors=True)
@@ -138,7 +133,7 @@ def _write_frames(
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if image_format == "jpg" else []
     names: List[str] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    CONSOLE.print(f"{description} into {folder.name.split('.partial-')[0]}")
+    CONSOLE.print(f"{description} into {folder.name.split(PARTIAL_MARK)[0]}")
     with Progress(*columns, console=CONSOLE, transient=True, disable=not CONSOLE.is_interactive) as progress:
         task = progress.add_task(description, total=total)
         for index, rgb in frames:

@@ -17,8 +17,6 @@ video frame in name order, [H, W] or [H, W, 1], in the poses' units (0 = unknown
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 import tyro
 from rich.console import Console
 
+from dataparsers.atomic_folder import build_atomically
 from dataparsers.errors import DatasetFormatError
 from dataparsers.iphone.cameras import FrameCamera
 from dataparsers.iphone.layout import ALIGNED_DEPTH_PREFIX, LIDAR, IPhoneLayout, frame_name
@@ -96,16 +95,8 @@ def preprocess(cmd: PreprocessVideo) -> Path:
     if cmd.out.exists() and not cmd.overwrite:
         raise FileExistsError(f"{cmd.out} exists (pass --overwrite to replace it)")
     inputs = read_inputs(cmd)
-    partial = cmd.out.with_name(f"{cmd.out.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
+    with build_atomically(cmd.out) as partial:
         write_scene(IPhoneLayout(partial), cmd, inputs)
-        if cmd.out.exists():
-            shutil.rmtree(cmd.out)
-        os.rename(partial, cmd.out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return cmd.out
 
 

@@ -18,14 +18,13 @@ scene with bobbing, hand shake and roll; the ``train`` split) and two static val
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Sequence
 
 import numpy as np
 
+from dataparsers.atomic_folder import build_atomically
 from dataparsers.iphone.cameras import FrameCamera, write_colmap_cameras
 from dataparsers.iphone.layout import LIDAR, IPhoneLayout, frame_name
 from dataparsers.iphone.writer import (FrameRecord, write_camera, write_frame_lists, write_json, write_mask, write_rgb,
@@ -109,16 +108,8 @@ def write_monocular_scene(out: Path, cfg: MonocularConfig, overwrite: bool = Fal
         raise FileExistsError(f"{out} exists (pass overwrite=True / --overwrite to replace it)")
     if cfg.width % 2 or cfg.height % 2:
         raise ValueError(f"width and height must be even (rgb/2x halves them), got {cfg.width}×{cfg.height}")
-    partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
+    with build_atomically(out) as partial:
         MonocularWriter(IPhoneLayout(partial), cfg).write()
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(partial, out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return out
 
 

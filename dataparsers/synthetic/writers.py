@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -27,6 +25,7 @@ import av
 import cv2
 import numpy as np
 
+from dataparsers.atomic_folder import build_atomically
 from dataparsers.easyvolcap_calibration import Calibration, write_calibration
 from dataparsers.synthetic.ground_truth import GROUND_TRUTH_DIR, write_camera_ground_truth, write_scene_ground_truth
 from dataparsers.synthetic.rig import RigConfig, camera_rig
@@ -84,20 +83,12 @@ def write_scene(fmt: Format, out: Path, cfg: SynthesisConfig, overwrite: bool = 
         num_cameras=cfg.num_cameras, width=cfg.width, height=cfg.height, principal_offset=cfg.principal_offset
     )
     cameras = camera_rig(rig, np.asarray(cfg.distortion, dtype=np.float64) if any(cfg.distortion) else None)
-    partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    (partial / GROUND_TRUTH_DIR).mkdir(parents=True)
-    try:
+    with build_atomically(out) as partial:
+        (partial / GROUND_TRUTH_DIR).mkdir()
         scene_frames = WRITERS[fmt](partial, scene, cameras, cfg)
         write_scene_ground_truth(
             partial / GROUND_TRUTH_DIR, fmt, scene, cfg.seed, dict(zip(scene_frames, cameras)), scene_frames
         )
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(partial, out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return out
 
 
