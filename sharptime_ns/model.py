@@ -187,8 +187,7 @@ class SharpTimeModel(DynamicSplatModel):
         """s = λe·E + λo·O + λl·(1 − exp(−(‖v‖ + 1)/f)), E normalised to [0, 1]."""
         w_e, w_o, w_l = self.strategy.score_weights
         opacity = torch.sigmoid(params["opacities"]).squeeze(-1)
-        radius = torch.exp(params["log_tradii"]) if self.config.learn_radius else torch.zeros_like(params["log_tradii"])
-        motion = temporal.motion_score(params["velocities"], torch.exp(params["log_tscales"]), radius).squeeze(-1)
+        motion = temporal.motion_score(params["velocities"], self.tscales, self.tradii).squeeze(-1)
         return w_e * error / error.max().clamp(min=1e-12) + w_o * opacity + w_l * motion
 
     # ----- rendering with the error probe -----

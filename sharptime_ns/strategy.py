@@ -56,9 +56,7 @@ class SharpTimeStrategy(Strategy):
             self.absgs.step_pre_backward(params, optimizers, state["absgs"], step, info)
 
     def step_post_backward(self, params, optimizers, state, step: int, info: Dict[str, Any], packed: bool = False) -> None:
-        if not self.in_stage2(step):
-            if self.custom_densification:  # AbsGS must stop where stage 2 takes over
-                self.absgs.refine_stop_iter = min(self.absgs.refine_stop_iter, self.stage2_start)
+        if not self.in_stage2(step):  # AbsGS is never called past the start of stage 2
             self.absgs.step_post_backward(params, optimizers, state["absgs"], step, info, packed)
             return
         n = len(params["means"])
