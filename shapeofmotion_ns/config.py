@@ -2,7 +2,8 @@
 
 Learning rates are the reference's foreground ones (static and dynamic Gaussians share one
 optimizer per parameter; the reference gives static opacities 5e-2); scales decay to 10% over
-training, as in the reference. Runs on CUDA (gsplat) when available, else on the CPU backend.
+training, as in the reference. The per-Gaussian translations of the motion-model ablation use the
+bases' translation rate. Runs on CUDA (gsplat) when available, else on the CPU backend.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ shapeofmotion = MethodSpecification(
             "is_dynamic": adam(0.0),  # a flag; gsplat's ops need an optimizer for every Gaussian parameter
             "motion_rots": adam(1.6e-4),
             "motion_transls": adam(1.6e-4),
+            "translations": adam(1.6e-4),  # per-Gaussian translations (motion_model="per_gaussian_translation")
             "camera_opt": adam(1e-4, ExponentialDecaySchedulerConfig(lr_final=5e-7, max_steps=MAX_STEPS)),
             "bilateral_grid": adam(2e-3, ExponentialDecaySchedulerConfig(lr_final=1e-4, max_steps=MAX_STEPS)),
         },

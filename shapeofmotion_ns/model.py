@@ -2,7 +2,9 @@
 
 One ParameterDict holds static and dynamic Gaussians (flag ``is_dynamic``) in the normalized scene
 frame of normalization.py; dynamic ones also have motion coefficient logits [N, B] and move with
-the B shared SE(3) motion bases (motion.py) kept in ``motion_bases``. ``gaussians_at(t)`` moves
+the B shared SE(3) motion bases (motion.py) kept in ``motion_bases``, or, with
+``motion_model="per_gaussian_translation"`` (the paper's ablation), have their own translation
+per time step ``translations`` [N, T, 3] (initialized to the bases' motion) and no rotation. ``gaussians_at(t)`` moves
 the dynamic Gaussians to time t and maps everything to the dataparser's world for rendering.
 Colours are RGB (sigmoid of ``features_dc``) with sh_degree 0, as in the reference; sh_degree > 0
 uses spherical harmonics.
@@ -28,7 +30,8 @@ from shapeofmotion_ns.datamanager import INIT_KEY
 from shapeofmotion_ns.geometry import project, sample_image
 from shapeofmotion_ns.init import SceneInit, empty_init
 from shapeofmotion_ns.masked_metrics import masked_psnr, masked_ssim
-from shapeofmotion_ns.motion import bases_at, blend, matrix_to_quat, move_means, move_quats, quat_multiply
+from shapeofmotion_ns.motion import (bases_at, blend, displacements_from_bases, interpolate_frames, matrix_to_quat,
+                                     move_means, move_quats, quat_multiply)  # fmt: skip
 from shapeofmotion_ns.normalization import SceneNormalization
 from shapeofmotion_ns.strategy import DensityControlConfig, ShapeOfMotionStrategy
 from shapeofmotion_ns.track_batch import TrackBatch, TrackTargets
@@ -51,6 +54,11 @@ class ShapeOfMotionModelConfig(DynamicSplatModelConfig):
     """The depth losses need the rendered depth."""
     loss_weights: L.LossWeights = field(default_factory=L.LossWeights)
     """Weights of the loss terms."""
+    motion_model: Literal["bases", "per_gaussian_translation"] = "bases"
+    """How dynamic Gaussians move. bases: rigidly with a blend of the shared SE(3) motion bases
+    (Shape of Motion); per_gaussian_translation: the paper's ablation, a translation per Gaussian
+    and time step (Gaussian parameter ``translations``, initialized to the motion of the bases)
+    and no rotation."""
     density_control: DensityControlConfig = field(default_factory=DensityControlConfig)
     """Adaptive density control (clone / split / cull / opacity reset); splatfacto's refinement
     fields (warmup_length, densify_grad_thresh, cull_alpha_thresh, ...) are not used."""
@@ -71,8 +79,8 @@ class ShapeOfMotionModel(DynamicSplatModel):
         self.register_buffer("norm_scale", torch.tensor(float(init.normalization.scale)))
         self.register_buffer("static_extent", torch.tensor(float(init.static_extent)))
         super().populate_modules()
-        self.motion_bases = torch.nn.ParameterDict({"rots": Parameter(init.rots.float()),
-                                                    "transls": Parameter(init.transls.float())})  # fmt: skip
+        bases = {"rots": Parameter(init.rots.float()), "transls": Parameter(init.transls.float())}
+        self.motion_bases = torch.nn.ParameterDict(bases if self.uses_bases else {})
         del self.scene_init  # the parameters hold it now
 
     # ----- parameters -----
@@ -87,9 +95,18 @@ class ShapeOfMotionModel(DynamicSplatModel):
             "features_dc": Parameter(dc.float()),
             "features_rest": Parameter(torch.zeros(len(init.means), num_sh_bases(self.config.sh_degree) - 1, 3)),
             "opacities": Parameter(torch.logit(init.opacities.float())[:, None]),
-            "motion_coefs": Parameter(init.coef_logits.float()),
             "is_dynamic": Parameter(init.is_dynamic.float(), requires_grad=False),
+            **self.initial_motion(),
         }
+
+    def initial_motion(self) -> Dict[str, Parameter]:
+        """Motion coefficient logits, or the per-time-step translations the bases give (0 for
+        static Gaussians)."""
+        init = self.scene_init
+        if self.uses_bases:
+            return {"motion_coefs": Parameter(init.coef_logits.float())}
+        moved = displacements_from_bases(init.means, init.coef_logits, init.rots, init.transls)
+        return {"translations": Parameter((moved * init.is_dynamic[:, None, None]).float())}
 
     def load_state_dict(self, state_dict, **kwargs):  # type: ignore[override]
         """Resize every Gaussian and motion-basis parameter to the checkpoint's shapes first."""
@@ -108,7 +125,8 @@ class ShapeOfMotionModel(DynamicSplatModel):
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         groups = super().get_param_groups()
         for group, name in MOTION_GROUPS.items():
-            groups[group] = [self.motion_bases[name]]
+            if name in self.motion_bases:
+                groups[group] = [self.motion_bases[name]]
         return groups
 
     def build_strategy(self) -> ShapeOfMotionStrategy:
@@ -116,6 +134,10 @@ class ShapeOfMotionModel(DynamicSplatModel):
                                      static_scale=float(self.static_extent))  # fmt: skip
 
     # ----- motion -----
+    @property
+    def uses_bases(self) -> bool:
+        return self.config.motion_model == "bases"
+
     @property
     def dynamic_ids(self) -> Tensor:
         return (self.gauss_params["is_dynamic"].detach() > 0.5).nonzero().squeeze(-1)
@@ -127,9 +149,13 @@ class ShapeOfMotionModel(DynamicSplatModel):
     def dynamic_poses(self, frames: Tensor) -> Tuple[Tensor, Tensor]:
         """Means [G, K, 3] and quats [G, K, 4] of the dynamic Gaussians at K frames (normalized frame)."""
         ids = self.dynamic_ids
+        means, quats = self.means[ids], self.quats[ids]
+        if not self.uses_bases:  # μ_f = μ_0 + d_f, no rotation
+            moved = means[:, None] + interpolate_frames(self.gauss_params["translations"][ids], frames)
+            return moved, F.normalize(quats, dim=-1)[:, None].expand(-1, len(frames), -1)
         bases = bases_at(self.motion_bases["rots"], self.motion_bases["transls"], frames)
         R, t = blend(self.gauss_params["motion_coefs"][ids], *bases)
-        return move_means(self.means[ids], R, t), move_quats(self.quats[ids], R)
+        return move_means(means, R, t), move_quats(quats, R)
 
     @property
     def normalization(self) -> SceneNormalization:
@@ -258,10 +284,12 @@ class ShapeOfMotionModel(DynamicSplatModel):
         }
 
     def regularizers(self, t: float) -> Dict[str, Tensor]:
-        """Basis / trajectory smoothness, z-acceleration and scale variance (normalized frame)."""
+        """Basis (with bases) / trajectory smoothness, z-acceleration and scale variance (normalized frame)."""
         w = self.config.loss_weights
-        rots, transls = self.motion_bases["rots"], self.motion_bases["transls"]
-        out = {"smooth_bases_loss": w.w_smooth_bases * L.bases_smoothness(rots, transls)}
+        out = {}
+        if self.uses_bases:
+            rots, transls = self.motion_bases["rots"], self.motion_bases["transls"]
+            out["smooth_bases_loss"] = w.w_smooth_bases * L.bases_smoothness(rots, transls)
         T = self.num_time_steps
         if T >= 3 and len(self.dynamic_ids) > 0:
             f = self.frame_of(torch.tensor(t, device=self.device)).round().clamp(1, T - 2)

@@ -7,6 +7,9 @@ blend of the bases: the 6D vectors and translations are averaged with softmax(w)
 6D vector becomes a rotation by Gram–Schmidt, and the canonical mean / rotation follow.
 Times between frames interpolate the basis parameters linearly.
 
+The ablation without bases (Shape of Motion's "per-Gaussian translation") gives each dynamic
+Gaussian its own translation d[g, f] per frame and no rotation: μ_f = μ_0 + d_f.
+
 Quaternions are (w, x, y, z), as in gsplat.
 """
 
@@ -65,18 +68,23 @@ def quat_multiply(p: Tensor, q: Tensor) -> Tensor:
     ], dim=-1)  # fmt: skip
 
 
-def bases_at(rots: Tensor, transls: Tensor, frames: Tensor) -> Tuple[Tensor, Tensor]:
-    """Basis parameters at (possibly fractional) frames [K]: ([B, K, 6], [B, K, 3]).
+def interpolate_frames(values: Tensor, frames: Tensor) -> Tensor:
+    """Per-frame values [M, F, D] at (possibly fractional) frames [K]: [M, K, D].
 
-    Between frames f and f + 1 the parameters are interpolated linearly; frames outside
+    Between frames f and f + 1 the values are interpolated linearly; frames outside
     [0, F − 1] are clamped."""
-    num_frames = rots.shape[1]
-    frames = frames.to(rots.dtype).clamp(0, num_frames - 1)
+    num_frames = values.shape[1]
+    frames = frames.to(values.dtype).clamp(0, num_frames - 1)
     lo = frames.floor().long().clamp(0, max(num_frames - 2, 0))
     hi = (lo + 1).clamp(max=num_frames - 1)
     w = (frames - lo.to(frames.dtype))[None, :, None]
-    # P(f) = (1 − w)·P(⌊f⌋) + w·P(⌊f⌋ + 1)
-    return (1 - w) * rots[:, lo] + w * rots[:, hi], (1 - w) * transls[:, lo] + w * transls[:, hi]
+    return (1 - w) * values[:, lo] + w * values[:, hi]  # P(f) = (1 − w)·P(⌊f⌋) + w·P(⌊f⌋ + 1)
+
+
+def bases_at(rots: Tensor, transls: Tensor, frames: Tensor) -> Tuple[Tensor, Tensor]:
+    """Basis parameters at (possibly fractional) frames [K]: ([B, K, 6], [B, K, 3]), interpolated
+    linearly (interpolate_frames)."""
+    return interpolate_frames(rots, frames), interpolate_frames(transls, frames)
 
 
 def blend(coef_logits: Tensor, rots: Tensor, transls: Tensor) -> Tuple[Tensor, Tensor]:
@@ -97,6 +105,12 @@ def move_means(means: Tensor, rotations: Tensor, translations: Tensor) -> Tensor
 def move_quats(quats: Tensor, rotations: Tensor) -> Tensor:
     """q_t = quat(R) ⊗ q_0: quats [G, 4] (any norm), R [G, K, 3, 3] → unit quats [G, K, 4]."""
     return F.normalize(quat_multiply(matrix_to_quat(rotations), F.normalize(quats, dim=-1)[:, None]), dim=-1)
+
+
+def displacements_from_bases(means: Tensor, coef_logits: Tensor, rots: Tensor, transls: Tensor) -> Tensor:
+    """Per-frame translations [G, F, 3] that move means [G, 3] where the blended bases ([B, F, 6],
+    [B, F, 3]) move them: d_f = R_f μ_0 + t_f − μ_0."""
+    return move_means(means, *blend(coef_logits, rots, transls)) - means[:, None]
 
 
 def canonical_frame(visible: Tensor) -> int:

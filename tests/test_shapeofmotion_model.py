@@ -178,3 +178,44 @@ def test_spherical_harmonics_colours_are_configurable():
     outputs = model.get_outputs(cam)
     assert model.gaussians_at(0.0).sh_degree == 1
     assert outputs["features"].shape == (H, W, 1)  # the dynamic flag
+
+
+def test_per_gaussian_translation_starts_from_the_bases_motion_and_trains_its_own_translations():
+    init = scene_init()
+    bases, per_gaussian = make_model(init), make_model(init, motion_model="per_gaussian_translation")
+    assert "translations" in per_gaussian.gauss_params and "motion_coefs" not in per_gaussian.gauss_params
+    assert per_gaussian.gauss_params["translations"].shape == (4, T, 3) and len(per_gaussian.motion_bases) == 0
+    assert per_gaussian.gauss_params["translations"][2:].abs().max() == 0  # static ones have none
+    frames = torch.arange(float(T))  # at the time steps (in between, each interpolates its own parameters)
+    assert torch.allclose(per_gaussian.positions_at(frames), bases.positions_at(frames), atol=1e-5)
+    # no rotation: the spinning Gaussian keeps its canonical orientation
+    g = per_gaussian.gaussians_at(1.0)
+    assert torch.allclose(quat_to_rotmat(g.quats[1]), init.normalization.rotation.T, atol=1e-4)
+    assert not torch.allclose(g.means[:2], per_gaussian.gaussians_at(0.0).means[:2])  # the dynamic ones move
+    groups = per_gaussian.get_param_groups()
+    assert "translations" in groups and not {"motion_coefs", "motion_rots", "motion_transls"} & set(groups)
+    optimizers = {name: torch.optim.Adam(params, lr=1e-3) for name, params in groups.items()}
+    per_gaussian.strategy.check_sanity(per_gaussian.gauss_params, optimizers)
+
+    per_gaussian.train()
+    per_gaussian.optimizers = optimizers
+    cam = camera(init, 0.0)
+    query_xy = torch.tensor([[W / 2 + 0.5, H / 2 + 0.5], [10.5, 10.5]])
+    batch = track_batch(init, query_xy)
+    cam.metadata = {"track_targets": batch.targets, "cam_idx": 0}
+    outputs = per_gaussian.get_outputs(cam)
+    data = {"image": torch.rand(H, W, 3), "mask": torch.ones(H, W, 1, dtype=torch.bool),
+            "depth_image": torch.full((H, W, 1), 6.0), "motion_mask": torch.zeros(H, W, 1), "track_batch": batch}
+    losses = per_gaussian.get_loss_dict(outputs, data)
+    assert "smooth_bases_loss" not in losses and {"track_2d_loss", "smooth_tracks_loss"} <= set(losses)
+    sum(losses.values()).backward()
+    grad = per_gaussian.gauss_params["translations"].grad
+    assert grad[:2, 1].abs().sum() > 0 and grad[:2, 4].abs().sum() > 0  # the track targets' time steps
+    assert grad[2:].abs().sum() == 0  # static Gaussians do not move
+
+    with torch.no_grad():
+        per_gaussian.gauss_params["translations"][0, 3, 2] += 0.2
+    fresh = make_model(None, motion_model="per_gaussian_translation")
+    fresh.load_state_dict(per_gaussian.state_dict())
+    fresh.eval(), per_gaussian.eval()
+    assert torch.allclose(fresh.gaussians_at(0.75).means, per_gaussian.gaussians_at(0.75).means)

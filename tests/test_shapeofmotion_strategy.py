@@ -22,6 +22,7 @@ def gaussians(scales, opacities, dynamic):
         "opacities": Parameter(torch.logit(torch.tensor(opacities)).reshape(n, 1)),
         "motion_coefs": Parameter(torch.arange(float(n))[:, None] * torch.tensor([[1.0, -1.0]])),
         "is_dynamic": Parameter(torch.tensor(dynamic, dtype=torch.float32), requires_grad=False),
+        "translations": Parameter(torch.arange(float(n))[:, None, None].repeat(1, 3, 3)),  # per-Gaussian motion
     })  # fmt: skip
     optimizers = {name: torch.optim.Adam([p], lr=0.0) for name, p in params.items()}
     for p in params.values():  # give Adam some state to carry
@@ -68,8 +69,10 @@ def test_duplicates_small_and_splits_large_high_gradient_gaussians():
     s.step_post_backward(params, optimizers, state, 5, render_info(4, [1.0, 1.0, 0.1, 1.0], [3, 3, 3, 3]))
     ids = params["features_dc"][:, 0].tolist()
     assert sorted(ids) == [0, 0, 1, 1, 2, 3, 3]
-    # motion coefficients and flags follow their Gaussians
+    # motion coefficients, per-Gaussian translations [N, T, 3] and flags follow their Gaussians
     assert torch.equal(params["motion_coefs"][:, 0], params["features_dc"][:, 0])
+    assert params["translations"].shape == (7, 3, 3)
+    assert torch.equal(params["translations"], params["features_dc"][:, :1, None].expand(-1, 3, 3))
     assert params["is_dynamic"].tolist() == [float(i in (0, 1)) for i in ids]
     split_scales = torch.exp(params["scales"][torch.tensor(ids) == 1])
     assert torch.allclose(split_scales, torch.full_like(split_scales, 0.2 / 1.6))
@@ -96,6 +99,7 @@ def test_culls_transparent_and_too_large_gaussians_after_the_first_reset():
     assert params["features_dc"][:, 0].tolist() == [1, 2, 3, 4]
     s.step_post_backward(params, optimizers, state, 30, render_info(4, [0.0] * 4, [1] * 4))
     assert params["features_dc"][:, 0].tolist() == [2, 4]
+    assert params["translations"][:, 0, 0].tolist() == [2, 4]
     assert_consistent(params, optimizers)
 
 
