@@ -1,9 +1,9 @@
 """Datamanager of Shape of Motion: splat4d's lazy full-image datamanager over the ``iphone``
 dataparser's dataset (images with depth, masks) that
 
-- when training, runs the initialization (init.py) before the model is built and hands it over
-  in the train dataset's metadata (``shapeofmotion_init``), as nerfstudio passes that metadata to
-  the model;
+- when training, runs the initialization (init.py; cached in ``<data>/.splat4d_cache/`` unless
+  ``init_cache`` is off) before the model is built and hands it over in the train dataset's
+  metadata (``shapeofmotion_init``), as nerfstudio passes that metadata to the model;
 - adds to every training batch the tracks of the image's points into ``num_targets`` random
   training frames: ``data["track_batch"]`` for the losses, ``camera.metadata["track_targets"]``
   for the renderer.
@@ -20,7 +20,7 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.models.splatfacto import get_viewmat
 
-from shapeofmotion_ns.init import InitConfig, initialize_scene
+from shapeofmotion_ns.init import InitConfig, cached_initialize_scene, initialize_scene
 from shapeofmotion_ns.iphone_frames import check_priors, training_frames
 from shapeofmotion_ns.track_batch import load_track_batch
 from splat4d.datamanager import LazyImageDatamanager, LazyImageDatamanagerConfig
@@ -35,6 +35,9 @@ class ShapeOfMotionDatamanagerConfig(LazyImageDatamanagerConfig):
     """Target frames per training step for the 2D track and track-depth losses."""
     init: InitConfig = field(default_factory=InitConfig)
     """Initialization of the Gaussians and motion bases (run when training starts)."""
+    init_cache: bool = True
+    """Load the initialization from / save it to <data>/.splat4d_cache/shapeofmotion_init_<hash>.pt
+    (the hash covers ``init``, the training cameras and the scene folder's file sizes and mtimes)."""
     seed: int = 0
     """Seed of the target-frame sampling."""
 
@@ -52,7 +55,9 @@ class ShapeOfMotionDatamanager(LazyImageDatamanager):
         if self.test_mode == "val":  # training (ns-eval / ns-render load a checkpoint instead)
             meta = self.train_dataset.metadata
             check_priors(meta)
-            meta[INIT_KEY] = initialize_scene(training_frames(self.train_dataset), self.config.init, str(self.device))
+            frames, device = training_frames(self.train_dataset), str(self.device)
+            meta[INIT_KEY] = (cached_initialize_scene(frames, self.config.init, self.config.dataparser.data, device)
+                              if self.config.init_cache else initialize_scene(frames, self.config.init, device))  # fmt: skip
 
     @cached_property
     def dataset_type(self) -> Type[InputDataset]:

@@ -11,11 +11,18 @@
    depth map's normals.
 Scales are the mean distance to the 3 nearest neighbours (dynamic ones clamped to the 5%–95%
 quantiles), opacities 0.7, colours from the images; everything is in the normalized frame.
+
+``cached_initialize_scene`` keeps the result in ``<data>/.splat4d_cache/shapeofmotion_init_<hash>.pt``
+(splat4d/init_cache.py), keyed by the InitConfig, the device type, the training frames' names,
+cameras and time ids, and the size and mtime of every file of the scene folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +38,9 @@ from shapeofmotion_ns.init_static import static_points
 from shapeofmotion_ns.lift import lift_tracks
 from shapeofmotion_ns.motion import canonical_frame, identity_bases
 from shapeofmotion_ns.normalization import SceneNormalization
+from splat4d.init_cache import cache_path, load_or_compute
+
+CACHE_VERSION = 1  # bump when initialize_scene's result changes for the same inputs
 
 
 @dataclass
@@ -144,3 +154,27 @@ def initialize_scene(frames: TrainingFrames, config: InitConfig, device: str = "
         transls=motion.transls,
         static_extent=half_extent(static_xyz),
     )
+
+
+def scene_init_to_dict(init: SceneInit) -> Dict[str, Any]:
+    """Tensors and primitives only (``torch.load(weights_only=True)`` reads them back)."""
+    entry = {f.name: getattr(init, f.name) for f in dataclasses.fields(init)}
+    entry["normalization"] = dataclasses.asdict(init.normalization)
+    return entry
+
+
+def scene_init_from_dict(entry: Dict[str, Any]) -> SceneInit:
+    return SceneInit(**{**entry, "normalization": SceneNormalization(**entry["normalization"])})
+
+
+def cached_initialize_scene(frames: TrainingFrames, config: InitConfig, data_dir: Path,
+                            device: str = "cpu") -> SceneInit:  # fmt: skip
+    """initialize_scene, loaded from / saved to the cache of ``data_dir`` (module docstring)."""
+    key = {
+        "version": CACHE_VERSION, "config": dataclasses.asdict(config), "device": torch.device(device).type,
+        "names": frames.names, "w2c": frames.w2c, "K": frames.K, "time_ids": frames.time_ids,
+        "num_time_steps": frames.num_time_steps, "track_scale": frames.track_scale,
+    }  # fmt: skip
+    path = cache_path(data_dir, "shapeofmotion_init", key)
+    compute = lambda: scene_init_to_dict(initialize_scene(frames, config, device))  # noqa: E731
+    return scene_init_from_dict(load_or_compute(path, compute, "Shape of Motion init"))

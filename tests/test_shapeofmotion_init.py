@@ -3,6 +3,8 @@ initialization on a synthetic monocular scene read by the iphone dataparser."""
 
 import dataclasses
 import math
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,8 @@ from dataparsers.iphone.dataparser import IPhoneDataParserConfig
 from dataparsers.iphone.dataset import IPhoneDataset
 from dataparsers.iphone.layout import IPhoneLayout
 from dataparsers.synthetic.monocular import MonocularConfig, write_monocular_scene
-from shapeofmotion_ns.init import InitConfig, initialize_scene, quats_from_normals
+from shapeofmotion_ns import init as init_module
+from shapeofmotion_ns.init import InitConfig, cached_initialize_scene, initialize_scene, quats_from_normals
 from shapeofmotion_ns.init_motion import fill_missing, fit_cluster_bases, initial_motion, optimize_motion, solve_se3
 from shapeofmotion_ns.iphone_frames import training_frames
 from shapeofmotion_ns.lift import PriorWarning, Tracks3D, lift_tracks
@@ -197,3 +200,34 @@ def test_no_usable_depth_anywhere_is_an_error_naming_the_frames(parsed):
     _, frames = parsed
     with pytest.warns(PriorWarning), pytest.raises(ValueError, match=f"no usable 2D tracks.*{frames.names[-1]}"):
         lift_tracks(with_depth(frames, lambda i, d: d.zero_()), 10_000, torch.Generator().manual_seed(0))
+
+
+def test_the_initialization_is_cached_next_to_the_data(scene, parsed, monkeypatch):
+    _, frames = parsed
+    config = InitConfig(num_dynamic=300, num_static=300, min_cluster_points=20, optim_steps=5)
+    cache = scene / ".splat4d_cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    first = cached_initialize_scene(frames, config, scene)
+    (entry,) = cache.glob("shapeofmotion_init_*.pt")
+    torch.load(entry, weights_only=True)  # tensors and primitives only
+
+    def no_recompute(*args):
+        raise AssertionError("recomputed despite the cache")
+
+    monkeypatch.setattr(init_module, "initialize_scene", no_recompute)
+    second = cached_initialize_scene(frames, config, scene)
+    for field in dataclasses.fields(first):
+        a, b = getattr(first, field.name), getattr(second, field.name)
+        if field.name == "normalization":
+            a, b = dataclasses.astuple(a), dataclasses.astuple(b)
+            assert all(torch.equal(torch.as_tensor(x), torch.as_tensor(y)) for x, y in zip(a, b))
+        else:
+            assert torch.equal(a, b) if torch.is_tensor(a) else a == b, field.name
+    with pytest.raises(AssertionError, match="recomputed"):  # another config field: another entry
+        cached_initialize_scene(frames, dataclasses.replace(config, optim_steps=6), scene)
+    monkeypatch.undo()
+    touched = scene / "extra.json"
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))  # an input changed
+    cached_initialize_scene(frames, config, scene)
+    assert len(list(cache.glob("shapeofmotion_init_*.pt"))) == 2
+    assert not list(cache.glob("*.tmp"))
