@@ -12,6 +12,10 @@ uses spherical harmonics.
 In training, each render adds feature channels: the dynamic flag (for the mask loss) and, for
 each target frame of the step's track batch, the Gaussians' positions at the target time in the
 target camera's coordinates (for the 2D track and track-depth losses).
+
+In the viewer, "Show trajectories" (Custom Elements) draws the trajectories of a sample of the
+dynamic Gaussians over all time steps (trajectories.py), as they are when it is ticked or the
+count changes.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Dict, List, Literal, Optional, Tuple, Type
 import torch
 import torch.nn.functional as F
 from nerfstudio.models.splatfacto import RGB2SH, num_sh_bases
+from nerfstudio.viewer.viewer_elements import ViewerCheckbox, ViewerControl, ViewerSlider
 from torch import Tensor
 from torch.nn import Parameter
 
@@ -35,6 +40,7 @@ from shapeofmotion_ns.motion import (bases_at, blend, displacements_from_bases, 
 from shapeofmotion_ns.normalization import SceneNormalization
 from shapeofmotion_ns.strategy import DensityControlConfig, ShapeOfMotionStrategy
 from shapeofmotion_ns.track_batch import TrackBatch, TrackTargets
+from shapeofmotion_ns.trajectories import draw_trajectories, sample_trajectories
 from splat4d.dynamic_model import DynamicSplatModel, DynamicSplatModelConfig, RenderGaussians
 from splat4d.sh import view_dependent_colors
 
@@ -82,6 +88,12 @@ class ShapeOfMotionModel(DynamicSplatModel):
         bases = {"rots": Parameter(init.rots.float()), "transls": Parameter(init.transls.float())}
         self.motion_bases = torch.nn.ParameterDict(bases if self.uses_bases else {})
         del self.scene_init  # the parameters hold it now
+        self.viewer_control = ViewerControl()  # gives the viser scene once a viewer runs
+        self.viewer_show_trajectories = ViewerCheckbox("Show trajectories", False, cb_hook=self.show_trajectories,
+                                                       hint="3D trajectories of a sample of dynamic Gaussians")  # fmt: skip
+        self.viewer_num_trajectories = ViewerSlider("Trajectories shown", 200, 10, 2000, 10,
+                                                    cb_hook=self.show_trajectories)  # fmt: skip
+        self.trajectory_handles: List = []
 
     # ----- parameters -----
     def initial_gaussians(self) -> Dict[str, Parameter]:
@@ -180,6 +192,26 @@ class ShapeOfMotionModel(DynamicSplatModel):
             means=self.normalization.points_to_world(means), quats=quats, scales=static.scales * self.norm_scale,
             opacities=static.opacities, colors=static.colors, sh_degree=static.sh_degree,
         )  # fmt: skip
+
+    # ----- viewer -----
+    @torch.no_grad()
+    def show_trajectories(self, element=None) -> None:
+        """(Re)draws the trajectories when ticked, removes them when not; nothing without a viewer."""
+        server = getattr(self.viewer_control, "viser_server", None)
+        if server is None:
+            return
+        for handle in self.trajectory_handles:
+            handle.remove()
+        self.trajectory_handles = []
+        ids = self.dynamic_ids
+        if not self.viewer_show_trajectories.value or len(ids) == 0:
+            return
+        from nerfstudio.viewer.viewer import VISER_NERFSTUDIO_SCALE_RATIO  # the viewer's world scale
+
+        moved, _ = self.dynamic_poses(torch.arange(self.num_time_steps, device=self.device))
+        sample = sample_trajectories(self.normalization.points_to_world(moved).cpu(),
+                                     torch.sigmoid(self.opacities[ids, 0]).cpu(), int(self.viewer_num_trajectories.value))  # fmt: skip
+        self.trajectory_handles = draw_trajectories(server.scene, sample, VISER_NERFSTUDIO_SCALE_RATIO)
 
     # ----- rendering -----
     def get_outputs(self, camera):

@@ -219,3 +219,30 @@ def test_per_gaussian_translation_starts_from_the_bases_motion_and_trains_its_ow
     fresh.load_state_dict(per_gaussian.state_dict())
     fresh.eval(), per_gaussian.eval()
     assert torch.allclose(fresh.gaussians_at(0.75).means, per_gaussian.gaussians_at(0.75).means)
+
+
+def test_show_trajectories_draws_the_dynamic_gaussians_only_with_a_viewer():
+    from nerfstudio.viewer.utils import parse_object
+    from nerfstudio.viewer.viewer_elements import ViewerControl, ViewerElement
+    from test_shapeofmotion_trajectories import FakeScene
+
+    init = scene_init()
+    model = make_model(init)
+    # what nerfstudio's viewer installs (Custom Elements) and sets up
+    names = {element.name for _, element in parse_object(model, ViewerElement, "Custom Elements")}
+    assert names == {"Show trajectories", "Trajectories shown"}
+    assert [c for _, c in parse_object(model, ViewerControl, "Custom Elements")] == [model.viewer_control]
+    model.viewer_show_trajectories.value = True
+    model.show_trajectories()  # no viewer: nothing to draw on, no error
+    assert model.trajectory_handles == []
+    scene = FakeScene()
+    model.viewer_control.viser_server = type("Server", (), {"scene": scene})()
+    model.show_trajectories()
+    splines = sorted(name for name in scene.added if "track_" in name)
+    assert len(splines) == 2  # the two dynamic Gaussians
+    path = scene.added[splines[0]]["positions"] / 10.0  # the viewer's scale
+    expected = init.normalization.points_to_world(0.1 * torch.arange(float(T))[:, None] * torch.tensor([1.0, 0, 0]))
+    assert torch.allclose(torch.from_numpy(path).float(), expected, atol=1e-4)  # Gaussian 0 over all time steps
+    model.viewer_show_trajectories.value = False
+    model.show_trajectories()
+    assert scene.added == {} and model.trajectory_handles == []
