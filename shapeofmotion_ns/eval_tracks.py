@@ -27,8 +27,8 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from dataparsers.iphone.dataset import IPhoneDataset
 from dataparsers.iphone.layout import LIDAR, IPhoneLayout
 from shapeofmotion_ns.track_annotations import AnnotatedFrames, from_ground_truth_tracks, from_keypoints
-from shapeofmotion_ns.track_metrics import (align_to_metric, similarity_alignment, tracking_2d_metrics,
-                                            tracking_3d_metrics)  # fmt: skip
+from shapeofmotion_ns.track_metrics import (TrackAnnotations, TrackPredictions, align_to_metric, similarity_alignment,
+                                            tracking_2d_metrics, tracking_3d_metrics)  # fmt: skip
 from shapeofmotion_ns.track_predictions import predict_tracks
 
 
@@ -62,11 +62,7 @@ class EvalTracks:
         from_centres = camera_centres_ns(cameras, annotated.frames)
         scale, _, _ = similarity_alignment(from_centres, ann.camera_centres)
         predictions = predict_tracks(pipeline.model, cameras, annotated.frames, ann.points_2d, scale)
-        aligned, _ = align_to_metric(predictions, ann)
-        to_1x = meta["priors"].full_sizes[0][0] / float(cameras.width[0])  # thresholds are in 1x pixels
-        pred_1x = dataclasses.replace(predictions, points_2d=predictions.points_2d * to_1x)
-        ann_1x = dataclasses.replace(ann, points_2d=ann.points_2d * to_1x)
-        metrics = {**tracking_3d_metrics(aligned, ann), **tracking_2d_metrics(pred_1x, ann_1x)}
+        metrics = score_tracks(predictions, ann, pixels_to_1x(dataset))
         result = {**metrics, "ground_truth": self.ground_truth, "num_frames": len(annotated.frames),
                   "num_points": int(ann.visible.shape[1]), "metric": metric_scale is not None}  # fmt: skip
         self.output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +91,19 @@ class EvalTracks:
         points[..., :2] *= dataset.scale_factor
         return from_keypoints(dataset.cameras, keypoints.image_indices, points,
                               lambda i: depth_dataset.get_data(i)["depth_image"][..., 0], metric_scale)  # fmt: skip
+
+
+def pixels_to_1x(dataset) -> float:
+    """1x-image pixels per pixel of the dataset's images (the 2D thresholds are in 1x pixels)."""
+    return dataset.metadata["priors"].full_sizes[0][0] / float(dataset.cameras.width[0])
+
+
+def score_tracks(predictions: TrackPredictions, annotations: TrackAnnotations, to_1x: float) -> Dict[str, float]:
+    """3D metrics after the Sim(3) alignment of the camera centres, 2D metrics in 1x pixels."""
+    aligned, _ = align_to_metric(predictions, annotations)
+    pred_1x = dataclasses.replace(predictions, points_2d=predictions.points_2d * to_1x)
+    ann_1x = dataclasses.replace(annotations, points_2d=annotations.points_2d * to_1x)
+    return {**tracking_3d_metrics(aligned, annotations), **tracking_2d_metrics(pred_1x, ann_1x)}
 
 
 def load_trained(config_path: Path) -> tuple[TrainerConfig, Pipeline]:

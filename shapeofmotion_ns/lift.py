@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, fields
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from rich.progress import Progress
@@ -56,16 +56,7 @@ def lift_tracks(frames: TrainingFrames, num_samples: int, generator: torch.Gener
                 progress: Optional[Progress] = None) -> Tracks3D:  # fmt: skip
     """About ``num_samples`` 3D tracks of the motion-masked query points of all training frames."""
     num_frames = len(frames)
-    usable, depths = [], []
-    for f in range(num_frames):
-        data = frames.load(f)
-        depth = torch.nan_to_num(data.depth.float(), nan=0.0, posinf=0.0, neginf=0.0)
-        usable.append(((data.motion_mask > 0.5) & data.valid & (depth > 0)).float())
-        depths.append(depth)
-        if not usable[-1].any():
-            reason = "a valid depth" if not (depth > 0).any() else "a known depth inside the motion mask"
-            warnings.warn(f"frame {frames.names[f]}: no pixel has {reason}; no track point is visible in it",
-                          PriorWarning, stacklevel=2)  # fmt: skip
+    usable, depths = usable_depths(frames)
     task = progress.add_task("lifting 2D tracks", total=num_frames) if progress is not None else None
     lifted: List[Tracks3D] = []
     for q, count in enumerate(samples_per_query(num_samples, num_frames)):
@@ -83,13 +74,41 @@ def lift_tracks(frames: TrainingFrames, num_samples: int, generator: torch.Gener
     return Tracks3D(*(torch.cat([getattr(t, f.name) for t in lifted]) for f in fields(Tracks3D)))
 
 
+def usable_depths(frames: TrainingFrames) -> Tuple[List[Tensor], List[Tensor]]:
+    """Per training frame: where a track point can be visible (float [H, W]: inside the motion
+    mask, valid, known depth) and the depth map with non-finite values set to 0 (unknown)."""
+    usable, depths = [], []
+    for f in range(len(frames)):
+        data = frames.load(f)
+        depth = torch.nan_to_num(data.depth.float(), nan=0.0, posinf=0.0, neginf=0.0)
+        usable.append(((data.motion_mask > 0.5) & data.valid & (depth > 0)).float())
+        depths.append(depth)
+        if not usable[-1].any():
+            reason = "a valid depth" if not (depth > 0).any() else "a known depth inside the motion mask"
+            warnings.warn(f"frame {frames.names[f]}: no pixel has {reason}; no track point is visible in it",
+                          PriorWarning, stacklevel=3)  # fmt: skip
+    return usable, depths
+
+
 def lift_query(frames: TrainingFrames, q: int, count: int, usable: List[Tensor], depths: List[Tensor],
                generator: torch.Generator) -> Optional[Tracks3D]:  # fmt: skip
     """Tracks of ``count`` random query points of frame q, None when none is usable."""
     num_points = frames.tracks.num_points[q]
     if num_points == 0 or count == 0:
         return None
-    chosen = torch.randperm(num_points, generator=generator)[:count]
+    tracks = lift_points(frames, q, torch.randperm(num_points, generator=generator)[:count], usable, depths)
+    counts = tracks.visible.sum(dim=1)
+    if not counts.any():
+        return None
+    # keep tracks visible in at least 5% of the frames (or the 10% quantile of the counts when lower)
+    keep = counts >= min(int(0.05 * len(frames)), float(torch.quantile(counts.float(), 0.1)))
+    return tracks.select(keep & (counts > 0))
+
+
+def lift_points(frames: TrainingFrames, q: int, chosen: Tensor, usable: List[Tensor],
+                depths: List[Tensor]) -> Tracks3D:  # fmt: skip
+    """Tracks of query frame q's points ``chosen`` (indices into its track files), all kept;
+    ``usable`` and ``depths`` from usable_depths."""
     num_frames, steps = len(frames), frames.num_time_steps
     xyz = torch.zeros(len(chosen), steps, 3)
     visible = torch.zeros(len(chosen), steps, dtype=torch.bool)
@@ -109,10 +128,4 @@ def lift_query(frames: TrainingFrames, q: int, count: int, usable: List[Tensor],
         if t == q:
             query_xy = xy
     colors = sample_image(frames.load(q).image.float(), query_xy)
-    counts = visible.sum(dim=1)
-    if not counts.any():
-        return None
-    # keep tracks visible in at least 5% of the frames (or the 10% quantile of the counts when lower)
-    keep = counts >= min(int(0.05 * num_frames), float(torch.quantile(counts.float(), 0.1)))
-    keep &= counts > 0
-    return Tracks3D(xyz[keep], visible[keep], invisible[keep], confidence[keep], colors[keep].clamp(0, 1))
+    return Tracks3D(xyz, visible, invisible, confidence, colors.clamp(0, 1))
