@@ -24,8 +24,9 @@ From synchronized, calibrated multi-view video frames, before training:
    ``static_lifespan_factor`` × sequence length, r = ``init_radius``. The model moves a Gaussian
    by v / f(σt, r) · (t − T), so the stored v is the measured velocity × f(σt, r)
    (:func:`sharptime_ns.temporal.motion_factor`).
-5. **Dedup and cap**: static points of all frames are merged by a voxel downsample, and the total
-   is capped at ``max_points``.
+5. **Dedup, background and cap**: static points of all frames are merged by a voxel downsample,
+   a far background shell of static points is added (:mod:`sharptime_ns.init_background`), and
+   the total is capped at ``max_points``.
 
 The geometric result (everything up to the time unit) is cached in
 ``<data_dir>/.splat4d_cache/sharptime_init_<hash>.npz``, keyed by a hash of the geometry-related
@@ -65,11 +66,12 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from scipy.spatial import cKDTree
 
+from sharptime_ns.init_background import background_shell
 from sharptime_ns.init_masks import FlowMasker, find_user_masks, read_rgb, sample_mask, to_flow_gray
 from sharptime_ns.init_triangulation import FramePoints, project, triangulate_frame
 from sharptime_ns.temporal import motion_factor
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class VelocityInitWarning(UserWarning):
@@ -165,6 +167,12 @@ class VelocityInitConfig:
     """Voxel size (world units) merging static points across frames; None: voxel_size_rel × scene depth."""
     voxel_size_rel: float = 0.004
     """Voxel size relative to the median camera-to-point depth, when voxel_size is None."""
+    background_points: int = 20_000
+    """Static points on the upper half of a far sphere (``init_background``) so that distant
+    background such as sky has Gaussians to fit; about this many over all cameras' full images
+    before the lower half is dropped (0: none)."""
+    background_distance: float = 100.0
+    """Radius of that sphere in multiples of the largest camera distance from the scene centre."""
     max_points: int = 300_000
     """Cap on the number of returned points (random subsample keeping the static/dynamic proportion)."""
     min_points: int = 100
@@ -544,6 +552,12 @@ def compute_geometry(frames: MultiViewFrames, config: VelocityInitConfig) -> _Ge
     s_xyz = np.concatenate(static_xyz) if static_xyz else np.zeros((0, 3))
     s_rgb = np.concatenate(static_rgb) if static_rgb else np.zeros((0, 3), np.uint8)
     s_xyz, s_rgb = voxel_downsample(s_xyz, s_rgb, voxel)
+    if len(s_xyz) and config.background_points > 0:
+        middle = tri_idx[len(tri_idx) // 2]
+        b_xyz, b_rgb = background_shell([read_rgb(p) for p in frames.image_paths[middle]], Ks, w2c,
+                                        np.median(s_xyz, axis=0), config.background_distance,
+                                        config.background_points)  # fmt: skip
+        s_xyz, s_rgb = np.concatenate([s_xyz, b_xyz]), np.concatenate([s_rgb, b_rgb])
     d_xyz = np.concatenate([d.xyz for d in dynamic]) if dynamic else np.zeros((0, 3))
     d_rgb = np.concatenate([d.colors for d in dynamic]) if dynamic else np.zeros((0, 3), np.uint8)
     d_t = (

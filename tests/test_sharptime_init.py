@@ -99,7 +99,8 @@ def synthetic(tmp_path_factory) -> Synthetic:
 
 
 def quiet(**kwargs) -> VelocityInitConfig:
-    return VelocityInitConfig(show_progress=False, **kwargs)
+    """No progress bar and, unless asked for, no background shell (its points lie on no GT surface)."""
+    return VelocityInitConfig(**{"show_progress": False, "background_points": 0, **kwargs})
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +265,17 @@ def test_points_lie_on_gt_surfaces(synthetic, result):
     res, _, _ = gt_labels(synthetic, pts, 1.0)
     assert np.median(res) < 0.01 and np.mean(res < 0.03) > 0.8
     assert seconds < 30
+
+
+def test_background_shell_adds_far_static_points(synthetic, result):
+    base, _ = result
+    shell = velocity_aware_init(synthetic.frames, quiet(background_points=2000), time_scale=1.0)
+    centres = np.stack([cam.center for cam in synthetic.cams])
+    far = np.linalg.norm(shell.means - centres.mean(axis=0), axis=1) > 20 * np.linalg.norm(centres, axis=1).max()
+    assert 50 < far.sum() == len(shell) - len(base)
+    assert not shell.is_dynamic[far].any() and (shell.velocities[far] == 0).all()
+    assert np.allclose(shell.times[far], base.times[~base.is_dynamic][0])
+    assert (shell.means[far, 2] > 0).all()  # above the horizon: the scene is z-up
 
 
 def test_static_dynamic_split_agrees_with_gt(synthetic, result):
