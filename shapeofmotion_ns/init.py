@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,7 @@ from shapeofmotion_ns.motion import canonical_frame, identity_bases
 from shapeofmotion_ns.normalization import SceneNormalization
 from splat4d.init_cache import cache_path, load_or_compute
 
-CACHE_VERSION = 1  # bump when initialize_scene's result changes for the same inputs
+CACHE_VERSION = 2  # bump when initialize_scene's result changes for the same inputs
 
 
 @dataclass
@@ -82,6 +82,7 @@ class SceneInit:
     rots: Tensor  # [B, T, 6]
     transls: Tensor  # [B, T, 3]
     static_extent: float  # half the largest 5%–95% quantile range of the static points
+    track_ids: Optional[Tensor] = None  # [num dynamic, 2] int64: each dynamic Gaussian's track (Tracks3D.ids)
 
 
 def empty_init(num_time_steps: int) -> SceneInit:
@@ -153,6 +154,7 @@ def initialize_scene(frames: TrainingFrames, config: InitConfig, device: str = "
         rots=motion.rots,
         transls=motion.transls,
         static_extent=half_extent(static_xyz),
+        track_ids=tracks.ids,
     )
 
 

@@ -35,15 +35,16 @@ class Tracks3D:
     invisible: Tensor  # [P, T] bool, confidently occluded
     confidence: Tensor  # [P, T]
     colors: Tensor  # [P, 3] in [0, 1], from the query frame
+    ids: Optional[Tensor] = None  # [P, 2] int64: query training frame, point index in its track files
 
     def __len__(self) -> int:
         return self.xyz.shape[0]
 
     def select(self, keep: Tensor) -> "Tracks3D":
-        return Tracks3D(*(getattr(self, f.name)[keep] for f in fields(self)))
+        return Tracks3D(*(None if (v := getattr(self, f.name)) is None else v[keep] for f in fields(self)))
 
     def to(self, device: str) -> "Tracks3D":
-        return Tracks3D(*(getattr(self, f.name).to(device) for f in fields(self)))
+        return Tracks3D(*(None if (v := getattr(self, f.name)) is None else v.to(device) for f in fields(self)))
 
 
 def samples_per_query(total: int, num_queries: int) -> List[int]:
@@ -71,7 +72,8 @@ def lift_tracks(frames: TrainingFrames, num_samples: int, generator: torch.Gener
     if not lifted:
         raise ValueError(f"no usable 2D tracks in any training frame ({', '.join(frames.names)}): check the motion "
                          f"masks, the depth maps (0/NaN = unknown) and the track files")  # fmt: skip
-    return Tracks3D(*(torch.cat([getattr(t, f.name) for t in lifted]) for f in fields(Tracks3D)))
+    cat = lambda name: None if any(getattr(t, name) is None for t in lifted) else torch.cat([getattr(t, name) for t in lifted])  # noqa: E731
+    return Tracks3D(*(cat(f.name) for f in fields(Tracks3D)))
 
 
 def usable_depths(frames: TrainingFrames) -> Tuple[List[Tensor], List[Tensor]]:
@@ -128,4 +130,5 @@ def lift_points(frames: TrainingFrames, q: int, chosen: Tensor, usable: List[Ten
         if t == q:
             query_xy = xy
     colors = sample_image(frames.load(q).image.float(), query_xy)
-    return Tracks3D(xyz, visible, invisible, confidence, colors.clamp(0, 1))
+    ids = torch.stack([torch.full_like(chosen, q), chosen], dim=-1).long()
+    return Tracks3D(xyz, visible, invisible, confidence, colors.clamp(0, 1), ids)

@@ -152,6 +152,12 @@ def test_lifted_tracks_lie_on_the_true_trajectories(parsed, ground_truth):
     relative = match_errors(tracks.xyz, tracks.visible, ground_truth[0]) / depth
     # the disparity prior has ±5% scale and ±3% shift errors per frame
     assert relative.median() < 0.05 and relative.quantile(0.9) < 0.1
+    # every track names its query frame and point: distinct, and its own ground-truth track is the closest
+    assert tracks.ids.shape == (len(tracks), 2) and len(tracks.ids.unique(dim=0)) == len(tracks)
+    offsets = torch.tensor([0, *frames.tracks.num_points]).cumsum(0)
+    own = ground_truth[0][offsets[tracks.ids[:, 0]] + tracks.ids[:, 1]]
+    own_errors = (tracks.xyz - own).norm(dim=-1)[tracks.visible] / depth
+    assert own_errors.median() < 0.05 and own_errors.quantile(0.9) < 0.1
 
 
 def test_initialization_of_the_synthetic_scene(parsed, ground_truth):
@@ -176,6 +182,8 @@ def test_initialization_of_the_synthetic_scene(parsed, ground_truth):
     gt, gt_visible = ground_truth
     errors = match_errors(world, torch.ones(num_dyn, NUM_FRAMES, dtype=torch.bool), gt[gt_visible.any(dim=1)])
     assert errors.median() < 0.2 * init.normalization.scale  # 0.046 / 0.374 when written
+    # each dynamic Gaussian keeps the id of the track it was fitted to
+    assert init.track_ids.shape == (num_dyn, 2) and len(init.track_ids.unique(dim=0)) == num_dyn
 
 
 def with_depth(frames, change):
