@@ -167,10 +167,12 @@ class VelocityInitConfig:
     """Voxel size (world units) merging static points across frames; None: voxel_size_rel × scene depth."""
     voxel_size_rel: float = 0.004
     """Voxel size relative to the median camera-to-point depth, when voxel_size is None."""
-    background_points: int = 20_000
+    background_pixel_step: float = 3.0
     """Static points on the upper half of a far sphere (``init_background``) so that distant
-    background such as sky has Gaussians to fit; about this many over all cameras' full images
-    before the lower half is dropped (0: none)."""
+    background such as sky has Gaussians to fit: one per this many pixels along each image axis."""
+    background_points: int = 20_000
+    """At most about this many background points over all cameras' full images, before the lower
+    half is dropped (a coarser pixel grid where needed); 0: no background points."""
     background_distance: float = 100.0
     """Radius of that sphere in multiples of the largest camera distance from the scene centre."""
     max_points: int = 300_000
@@ -556,7 +558,7 @@ def compute_geometry(frames: MultiViewFrames, config: VelocityInitConfig) -> _Ge
         middle = tri_idx[len(tri_idx) // 2]
         b_xyz, b_rgb = background_shell([read_rgb(p) for p in frames.image_paths[middle]], Ks, w2c,
                                         np.median(s_xyz, axis=0), config.background_distance,
-                                        config.background_points)  # fmt: skip
+                                        config.background_pixel_step, config.background_points)  # fmt: skip
         s_xyz, s_rgb = np.concatenate([s_xyz, b_xyz]), np.concatenate([s_rgb, b_rgb])
     d_xyz = np.concatenate([d.xyz for d in dynamic]) if dynamic else np.zeros((0, 3))
     d_rgb = np.concatenate([d.colors for d in dynamic]) if dynamic else np.zeros((0, 3), np.uint8)

@@ -49,23 +49,25 @@ def ray_sphere_exit(origins: np.ndarray, dirs: np.ndarray, centre: np.ndarray, r
 
 
 def background_shell(
-    images: Sequence[np.ndarray], Ks: np.ndarray, w2c: np.ndarray, centre: np.ndarray, distance: float, num_points: int
-) -> Tuple[np.ndarray, np.ndarray]:
+    images: Sequence[np.ndarray], Ks: np.ndarray, w2c: np.ndarray, centre: np.ndarray, distance: float,
+    pixel_step: float, max_points: int,
+) -> Tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Points (float32 [P, 3]) and colours (uint8 [P, 3]) on the upper half of the sphere around
     ``centre`` whose radius is ``distance`` × the largest camera distance from it, seen through a
-    pixel grid of every camera (images uint8 [H, W, 3], intrinsics [C, 3, 3], world->camera [C, 4, 4]);
-    about ``num_points`` over all cameras before the lower half is dropped."""
-    if num_points <= 0 or len(images) == 0:
+    grid of every ``pixel_step`` pixels of every camera (images uint8 [H, W, 3], intrinsics
+    [C, 3, 3], world->camera [C, 4, 4]), coarser where needed to keep at most about ``max_points``
+    over all cameras before the lower half is dropped."""
+    if max_points <= 0 or len(images) == 0:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
     centres = camera_centres(w2c)
     radius = distance * float(np.linalg.norm(centres - centre, axis=1).max())
-    per_camera = max(num_points // len(images), 1)
+    per_camera = max(max_points // len(images), 1)
     up = world_up(w2c)
     xyz: List[np.ndarray] = []
     rgb: List[np.ndarray] = []
     for image, K, pose, origin in zip(images, Ks, w2c, centres, strict=True):
         h, w = image.shape[:2]
-        step = max(np.sqrt(h * w / per_camera), 1.0)
+        step = max(np.sqrt(h * w / per_camera), pixel_step, 1.0)
         u, v = np.meshgrid(np.arange(step / 2, w, step), np.arange(step / 2, h, step))
         pixels = np.stack([u.ravel(), v.ravel(), np.ones(u.size)], axis=1)
         dirs = pixels @ np.linalg.inv(K).T @ pose[:3, :3]  # camera rays in world axes: Rᵀ K⁻¹ [u, v, 1]

@@ -52,7 +52,7 @@ class SharpTimeModelConfig(DynamicSplatModelConfig):
     """Training length; replaced by the trainer's --max-num-iterations under ns-train."""
     num_downscales: int = 0
     """Train at full resolution (the multi-view parsers already downscale the videos)."""
-    demo_steps: int = 5000
+    demo_steps: int = 2500
     """Schedule used on the synthetic demo scene (no --data) when --max-num-iterations is left at
     the paper's 30000: CPU-friendly."""
     score_error_weight: float = 1.0
