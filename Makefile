@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo raster-demo test bench
+.PHONY: setup demo raster-demo test bench bench-sharptime bench-shapeofmotion
 
 setup: $(STAMP)
 
@@ -37,3 +37,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/raster_cpu.py
+
+bench-sharptime: $(STAMP)
+	$(PY) benchmarks/sharptime_synthetic.py
+
+bench-shapeofmotion: $(STAMP)
+	$(PY) benchmarks/shapeofmotion_synthetic.py

@@ -50,6 +50,7 @@ from shapeofmotion_ns.track_annotations import AnnotatedFrames, from_ground_trut
 from shapeofmotion_ns.motion import bases_at, blend, move_means
 from shapeofmotion_ns.track_metrics import TrackAnnotations, TrackPredictions
 from nerfstudio.models.splatfacto import get_viewmat
+from splat4d.training import train_in_process
 
 NOISY = PriorDegradation(disparity_scale_error=0.1, disparity_shift_error=0.05, disparity_noise=0.03,
                          track_jitter=1.0, track_dropout=0.15, mask_error=1)  # fmt: skip
@@ -132,11 +133,7 @@ def train(scene: Path, out: Path, steps: int, init: InitConfig, change: Dict) ->
     cfg.output_dir, cfg.vis = out, "tensorboard"
     cfg.steps_per_eval_image = cfg.steps_per_eval_all_images = cfg.steps_per_eval_batch = 10**9
     cfg.steps_per_save = 10**9
-    cfg.set_timestamp()
-    cfg.save_config()
-    trainer = cfg.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    trainer.train()
+    train_in_process(cfg)
     return cfg.get_base_dir() / "config.yml"
 
 

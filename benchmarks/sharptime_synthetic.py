@@ -17,8 +17,9 @@ the held-out camera at every frame. Printed per variant:
   the ground-truth images beside it as the reference.
 
 Variants (``--variants``): full, no-lifespan (r ≡ 0), absgs (AbsGS densification throughout),
-random-init (no velocity-aware initialization), 4dgs (f ≡ 1, Gaussian temporal opacity), and the
-time units: unit-normalized, unit-seconds (the full model uses frames).
+random-init (no velocity-aware initialization), no-background (velocity-aware init without its
+background shell), 4dgs (f ≡ 1, Gaussian temporal opacity), and the time units: unit-normalized,
+unit-seconds (the full model uses frames).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from rich.table import Table
 from dataparsers.synthetic.ground_truth import load_ground_truth
 from dataparsers.synthetic.writers import SynthesisConfig, write_scene
 from sharptime_ns.config import sharptime
-from splat4d.metrics import image_metrics
+from splat4d.training import train_in_process
 
 CONSOLE = Console()
 DEMO_GRAD_THRESH = 0.002  # make demo's --pipeline.model.densify-grad-thresh
@@ -56,6 +57,7 @@ VARIANTS: Dict[str, List[Override]] = {
     "no-lifespan": [model_option("learn_radius", False)],
     "absgs": [model_option("densification", "absgs")],
     "random-init": [lambda cfg: setattr(cfg.pipeline.datamanager, "init", "random")],
+    "no-background": [lambda cfg: setattr(cfg.pipeline.datamanager.velocity_init, "background_points", 0)],
     "4dgs": [model_option("temporal_model", "4dgs")],
     "unit-normalized": [model_option("time_unit", "normalized")],
     "unit-seconds": [model_option("time_unit", "seconds")],
@@ -74,10 +76,11 @@ class Result:
     gt_flicker: float
 
 
-def train(variant: str, scene: Path, out: Path, steps: int, grad_thresh: float) -> tuple[object, float]:
+def train(variant: str, scene: Path, out: Path, steps: int, grad_thresh: float, seed: int) -> tuple[object, float]:
     """Trains one variant; returns the trainer and the wall-clock seconds (init included)."""
     cfg = copy.deepcopy(sharptime.config)
     cfg.pipeline.model.densify_grad_thresh = grad_thresh
+    cfg.machine.seed = seed
     cfg.pipeline.datamanager.data = scene
     cfg.pipeline.datamanager.dataparser.data = scene
     cfg.max_num_iterations = steps
@@ -86,11 +89,8 @@ def train(variant: str, scene: Path, out: Path, steps: int, grad_thresh: float) 
     cfg.steps_per_save = steps  # one checkpoint at the end
     for override in VARIANTS[variant]:
         override(cfg)
-    cfg.set_timestamp()
     start = time.perf_counter()
-    trainer = cfg.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    trainer.train()
+    trainer = train_in_process(cfg)
     return trainer, time.perf_counter() - start
 
 
@@ -154,6 +154,7 @@ def main(argv: Optional[List[str]] = None) -> List[Result]:
     parser.add_argument("--densify-grad-thresh", type=float, default=DEMO_GRAD_THRESH,
                         help="AbsGS densification threshold of every variant (make demo's)")  # fmt: skip
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seed", type=int, default=sharptime.config.machine.seed, help="seed of every variant's training")
     parser.add_argument("--output-dir", type=Path, default=Path("outputs/bench-sharptime"))
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
@@ -162,7 +163,7 @@ def main(argv: Optional[List[str]] = None) -> List[Result]:
     results = []
     for variant in args.variants:
         CONSOLE.rule(variant)
-        trainer, seconds = train(variant, scene, args.output_dir, args.steps, args.densify_grad_thresh)
+        trainer, seconds = train(variant, scene, args.output_dir, args.steps, args.densify_grad_thresh, args.seed)
         results.append(evaluate(variant, trainer, scene, seconds))
         CONSOLE.log(results[-1])
     print_table(results, args.steps)

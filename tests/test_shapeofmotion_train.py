@@ -13,6 +13,7 @@ from dataparsers.synthetic.monocular import MonocularConfig, write_monocular_sce
 from shapeofmotion_ns.config import shapeofmotion
 from shapeofmotion_ns.eval_tracks import EvalTracks, load_trained
 from shapeofmotion_ns.init import InitConfig
+from splat4d.training import train_in_process
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +34,7 @@ def train(scene: Path, out: Path, steps: int) -> Path:
     cfg.max_num_iterations = steps
     cfg.output_dir, cfg.vis = out, "tensorboard"
     cfg.steps_per_eval_image = cfg.steps_per_eval_all_images = cfg.steps_per_save = 10**9
-    cfg.set_timestamp()
-    cfg.save_config()
-    trainer = cfg.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    trainer.train()
+    train_in_process(cfg)
     return cfg.get_base_dir() / "config.yml"
 
 
