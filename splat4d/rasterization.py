@@ -13,6 +13,7 @@ from typing import Any, Dict, Literal, Optional, Tuple
 import torch
 from torch import Tensor
 
+from splat4d.gsplat_backend import require_gsplat_cuda
 from splat4d.projection import project_gaussians
 from splat4d.raster_reference import rasterize_to_pixels_reference
 from splat4d.sh import view_dependent_colors
@@ -62,6 +63,8 @@ def rasterize(
         backend = "gsplat" if means.is_cuda else "cpu"
     if backend == "gsplat":
         from gsplat import rasterization
+
+        require_gsplat_cuda()  # a clear error instead of gsplat's "'NoneType' object has no attribute"
 
         return rasterization(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height,
