@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo raster-demo test bench bench-sharptime bench-shapeofmotion
+.PHONY: setup demo raster-demo test bench bench-sharptime bench-shapeofmotion bench-scale
 
 setup: $(STAMP)
 
@@ -43,3 +43,7 @@ bench-sharptime: $(STAMP)
 
 bench-shapeofmotion: $(STAMP)
 	$(PY) benchmarks/shapeofmotion_synthetic.py
+
+# Neural3DV-size scene (generated once under data/scale_n3dv/) and the velocity-aware init's time and memory
+bench-scale: $(STAMP)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) benchmarks/scale_n3dv.py
