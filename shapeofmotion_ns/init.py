@@ -38,6 +38,7 @@ from shapeofmotion_ns.init_static import static_points
 from shapeofmotion_ns.lift import lift_tracks
 from shapeofmotion_ns.motion import canonical_frame, identity_bases
 from shapeofmotion_ns.normalization import SceneNormalization
+from splat4d.quantile import safe_quantile
 from splat4d.init_cache import cache_path, load_or_compute
 
 CACHE_VERSION = 2  # bump when initialize_scene's result changes for the same inputs
@@ -113,7 +114,7 @@ def quats_from_normals(normals: Tensor) -> Tensor:
 
 def half_extent(points: Tensor) -> float:
     centred = points - points.mean(dim=0)
-    return float((torch.quantile(centred, 0.95, dim=0) - torch.quantile(centred, 0.05, dim=0)).max()) / 2.0
+    return float((safe_quantile(centred, 0.95, dim=0) - safe_quantile(centred, 0.05, dim=0)).max()) / 2.0
 
 
 def initialize_scene(frames: TrainingFrames, config: InitConfig, device: str = "cpu") -> SceneInit:
@@ -127,7 +128,7 @@ def initialize_scene(frames: TrainingFrames, config: InitConfig, device: str = "
         canonical = canonical_frame(tracks.visible)
         cano_means = tracks.xyz[:, canonical]
         dist = (cano_means - cano_means.median(dim=0).values).norm(dim=-1)
-        tracks = tracks.select(dist < torch.quantile(dist, 0.95) if len(dist) > 1 else dist >= 0)
+        tracks = tracks.select(dist < safe_quantile(dist, 0.95) if len(dist) > 1 else dist >= 0)
         motion = initial_motion(tracks, canonical, config.num_bases, config.min_cluster_points,
                                 config.min_procrustes_weight, config.seed)  # fmt: skip
         w2c, K = cameras_per_time_step(normalization.w2c_to_model(frames.w2c.float()), frames.K.float(),
@@ -135,7 +136,7 @@ def initialize_scene(frames: TrainingFrames, config: InitConfig, device: str = "
         motion = optimize_motion(motion, tracks, w2c, K, config.optim_steps, progress, device)
         static = static_points(frames, config.num_static, generator, progress)
     dyn_scales = knn_mean_distance(motion.means)
-    dyn_scales = dyn_scales.clamp(torch.quantile(dyn_scales, 0.05), torch.quantile(dyn_scales, 0.95))
+    dyn_scales = dyn_scales.clamp(safe_quantile(dyn_scales, 0.05), safe_quantile(dyn_scales, 0.95))
     static_xyz = normalization.points_to_model(static.xyz)
     num_dyn, num_static = len(motion.means), len(static_xyz)
     CONSOLE.log(f"Shape of Motion init: {num_dyn} dynamic and {num_static} static Gaussians, "

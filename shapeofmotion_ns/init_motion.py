@@ -28,6 +28,7 @@ from shapeofmotion_ns.geometry import apply_transform, camera_centres, project
 from shapeofmotion_ns.lift import PriorWarning, Tracks3D
 from shapeofmotion_ns.losses import acceleration, bases_smoothness, masked_l1, z_accel_loss
 from shapeofmotion_ns.motion import bases_at, blend, identity_bases, matrix_to_rotation_6d, move_means
+from splat4d.quantile import safe_quantile
 
 
 @dataclass
@@ -70,7 +71,7 @@ def procrustes_weights(points: Tensor, visible: Tensor) -> Tensor:
     dist = dist / dist.median(dim=1, keepdim=True).values.clamp(min=1e-12)
     weights = torch.exp(-dist)
     weights = weights / (weights.mean(dim=1, keepdim=True) + 1e-6) * (visible.float() + 1e-6)
-    invalid = (dist > torch.quantile(dist, 0.9)) | torch.isnan(weights)
+    invalid = (dist > safe_quantile(dist, 0.9)) | torch.isnan(weights)
     return torch.where(invalid, torch.zeros_like(weights), weights)
 
 

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from shapeofmotion_ns.frames import TrainingFrames
 from shapeofmotion_ns.geometry import apply_transform, sample_image, unproject
+from splat4d.quantile import safe_quantile
 
 
 class PriorWarning(UserWarning):
@@ -103,7 +104,7 @@ def lift_query(frames: TrainingFrames, q: int, count: int, usable: List[Tensor],
     if not counts.any():
         return None
     # keep tracks visible in at least 5% of the frames (or the 10% quantile of the counts when lower)
-    keep = counts >= min(int(0.05 * len(frames)), float(torch.quantile(counts.float(), 0.1)))
+    keep = counts >= min(int(0.05 * len(frames)), float(safe_quantile(counts.float(), 0.1)))
     return tracks.select(keep & (counts > 0))
 
 

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from splat4d.quantile import safe_quantile
+
 DISPARITY_EPS = 1e-5  # disparity = 1 / (z + ε)
 
 
@@ -50,7 +52,7 @@ def masked_l1(pred: Tensor, gt: Tensor, weights: Optional[Tensor] = None, quanti
         return pred.sum() * 0.0
     keep = torch.ones_like(errors, dtype=torch.bool)
     if quantile < 1:
-        keep = errors <= torch.quantile(errors.detach(), quantile)
+        keep = errors <= safe_quantile(errors.detach(), quantile)
     if weights is None:
         return errors[keep].mean() if keep.any() else errors.sum() * 0.0
     return (errors * weights)[keep].sum() / (weights[keep].sum() + 1e-8)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from splat4d.quantile import safe_quantile
+
 
 def rotation_to_z(up: Tensor) -> Tensor:
     """The smallest rotation [3, 3] taking the unit vector ``up`` to +z (Rodrigues)."""
@@ -43,7 +45,7 @@ class SceneNormalization:
             raise ValueError("scene normalization needs visible foreground track points; none were lifted")
         centre = points.mean(dim=0)
         centred = points - centre
-        extent = (torch.quantile(centred, 0.95, dim=0) - torch.quantile(centred, 0.05, dim=0)).max()
+        extent = (safe_quantile(centred, 0.95, dim=0) - safe_quantile(centred, 0.05, dim=0)).max()
         up = -F.normalize(w2c[:, 1, :3].mean(dim=0), dim=-1)
         return SceneNormalization(rotation_to_z(up), centre, max(float(extent) / 2.0, 1e-6))
 

@@ -28,6 +28,14 @@ def test_masked_l1_weights_rows_and_drops_the_top_quantile():
     assert masked_l1(pred[:0], gt[:0], weights[:0]).item() == 0.0
 
 
+def test_masked_l1_at_dycheck_size():
+    """[tracks × frames] rows past torch.quantile's 2^24-element limit: 1% outliers dropped."""
+    n = 2**24 + 4096
+    errors = torch.rand(n, 1, generator=torch.Generator().manual_seed(0))
+    errors[: n // 100] = 100.0
+    assert masked_l1(errors, torch.zeros_like(errors), quantile=0.98).item() == pytest.approx(0.5 * 0.98 / 0.99, rel=1e-3)
+
+
 def test_rgb_loss_is_l1_and_ssim_mix():
     ssim = SSIM(data_range=1.0, size_average=True, channel=3)
     img = torch.rand(32, 32, 3, generator=torch.Generator().manual_seed(0))
