@@ -4,10 +4,13 @@ relocation at a fixed Gaussian count.
 Stage 1 (first ``stage1_fraction`` of training): gsplat's DefaultStrategy with absgrad
 (AbsGS clone/split/prune, opacity resets). At its end the count N is recorded; in stage 2 the
 canonical times are frozen (the model detaches them), opacity resets stop, and every
-``refine_every`` steps the Gaussians with opacity < ``prune_opa`` are removed and as many
-are added by cloning (small) or splitting (large) the top-scored ones, with
-s = λe·E + λo·O + λl·(1 − exp(−(‖v‖ + 1)/f)) (E: blend-weighted render error accumulated since
-the last refinement). gsplat's ops keep every parameter and its Adam state in step.
+``refine_every`` steps the Gaussians with opacity < ``relocate_opacity`` are removed and the
+count is brought back to exactly N by cloning (small) or splitting (large) the top-scored ones,
+with s = λe·E + λo·O + λl·(1 − exp(−(‖v‖ + 1)/f)) (E: blend-weighted render error accumulated
+since the last refinement). When more Gaussians are removed than remain, the top-scored are
+copied in rounds (each round copies at most every current Gaussian once, copies included), so
+the count holds whatever fraction is transparent. gsplat's ops keep every parameter and its
+Adam state in step.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class SharpTimeStrategy(Strategy):
     stage1_fraction: float = 1.0 / 3.0
     custom_densification: bool = True
     refine_every: int = 100
-    prune_opa: float = 0.005
+    relocate_opacity: float = 0.005
     grow_scale3d: float = 0.01
     score_weights: Tuple[float, float, float] = (1.0, 0.5, 0.5)
 
@@ -82,24 +85,33 @@ class SharpTimeStrategy(Strategy):
 
     @torch.no_grad()
     def _relocate(self, params, optimizers, state: Dict[str, Any]) -> int:
-        """Replace the low-opacity Gaussians by clones/splits of the top-scored ones."""
+        """Replace the low-opacity Gaussians by clones/splits of the top-scored ones, back to
+        ``state["fixed_count"]`` Gaussians. Returns how many were replaced."""
         ops_state = {k: state[k] for k in ("error", "error_count")}
-        low = torch.sigmoid(params["opacities"].flatten()) < self.prune_opa
+        low = torch.sigmoid(params["opacities"].flatten()) < self.relocate_opacity
         n_low = int(low.sum())
-        if n_low == 0 or n_low == len(low):
+        if n_low == len(low):  # nothing left to copy from
             return 0
-        remove(params, optimizers, ops_state, low)
-        error = ops_state["error"] / ops_state["error_count"].clamp(min=1)
-        score = self.score_fn(params, error)
-        chosen = torch.zeros_like(score, dtype=torch.bool)
-        chosen[torch.topk(score, min(n_low, len(score))).indices] = True
-        large = torch.exp(params["scales"]).max(dim=-1).values > self.grow_scale3d * state["scene_scale"]
+        if n_low > 0:
+            remove(params, optimizers, ops_state, low)
+        missing = state["fixed_count"] - len(params["means"])
+        replaced = missing
+        while missing > 0:  # one Gaussian more per chosen one (clone: +1; split: 2 replace 1)
+            score = self.score_fn(params, ops_state["error"] / ops_state["error_count"].clamp(min=1))
+            chosen = torch.zeros_like(score, dtype=torch.bool)
+            chosen[torch.topk(score, min(missing, len(score))).indices] = True
+            self._grow(params, optimizers, ops_state, chosen, state["scene_scale"])
+            missing -= int(chosen.sum())
+        state["error"] = torch.zeros(len(params["means"]), device=params["means"].device)
+        state["error_count"] = torch.zeros_like(state["error"])
+        return replaced
+
+    def _grow(self, params, optimizers, ops_state: Dict[str, Tensor], chosen: Tensor, scene_scale: float) -> None:
+        """Clone the chosen small Gaussians and split the chosen large ones (one more each)."""
+        large = torch.exp(params["scales"]).max(dim=-1).values > self.grow_scale3d * scene_scale
         if (chosen & ~large).any():
             duplicate(params, optimizers, ops_state, chosen & ~large)
         is_split = torch.cat([chosen & large, torch.zeros(len(params["means"]) - len(chosen), dtype=torch.bool,
                                                           device=chosen.device)])  # fmt: skip
         if is_split.any():
             split(params, optimizers, ops_state, is_split)
-        state["error"] = torch.zeros(len(params["means"]), device=params["means"].device)
-        state["error_count"] = torch.zeros_like(state["error"])
-        return n_low

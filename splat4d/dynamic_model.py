@@ -69,6 +69,13 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
     """auto: gsplat on CUDA, the compiled kernel on CPU; cpu / reference / gsplat force one."""
     enable_collider: bool = False
     """Rasterization needs no ray near/far collider (nerfstudio's default one breaks on Cameras)."""
+    pause_refine_after_reset: int = 0
+    """Steps after each opacity reset during which densification is paused. 0 (the default) is
+    3DGS / AbsGS: refinement goes on right after a reset. splatfacto pauses for
+    ``num_train_data + refine_every`` steps (one image per view, each seen once); with several
+    thousand training images (Neural3DV: 19 cameras × 300 frames) that pause outlasts the
+    3000-step reset period and stage 1 would never densify, so the pause here is in steps and
+    never depends on the image count."""
 
 
 class DynamicSplatModel(SplatfactoModel):
@@ -127,13 +134,19 @@ class DynamicSplatModel(SplatfactoModel):
 
     def build_strategy(self):
         cfg = self.config
+        reset_every = cfg.reset_alpha_every * cfg.refine_every
+        if cfg.pause_refine_after_reset >= reset_every:
+            raise ValueError(
+                f"pause_refine_after_reset = {cfg.pause_refine_after_reset} steps is not shorter than the opacity "
+                f"reset period (reset_alpha_every × refine_every = {reset_every} steps): densification would never run"
+            )
         return DefaultStrategy(
             prune_opa=cfg.cull_alpha_thresh, grow_grad2d=cfg.densify_grad_thresh, grow_scale3d=cfg.densify_size_thresh,
             grow_scale2d=cfg.split_screen_size, prune_scale3d=cfg.cull_scale_thresh,
             prune_scale2d=cfg.cull_screen_size, refine_scale2d_stop_iter=cfg.stop_screen_size_at,
             refine_start_iter=cfg.warmup_length, refine_stop_iter=cfg.stop_split_at,
-            reset_every=cfg.reset_alpha_every * cfg.refine_every, refine_every=cfg.refine_every,
-            pause_refine_after_reset=self.num_train_data + cfg.refine_every, absgrad=cfg.use_absgrad,
+            reset_every=reset_every, refine_every=cfg.refine_every,
+            pause_refine_after_reset=cfg.pause_refine_after_reset, absgrad=cfg.use_absgrad,
             revised_opacity=False, verbose=False,
         )  # fmt: skip
 

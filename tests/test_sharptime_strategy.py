@@ -11,15 +11,15 @@ from nerfstudio.data.scene_box import SceneBox
 from sharptime_ns.model import SharpTimeModelConfig
 
 
-def make_model(**overrides):
-    cfg = SharpTimeModelConfig(
+def make_model(num_train_data: int = 1, **overrides):
+    settings = dict(
         rasterizer_backend="reference", num_random=400, random_scale=1.5, total_steps=18, stage1_fraction=1 / 3,
         refine_every=2, warmup_length=1, reset_alpha_every=1000, sh_degree=1, densify_grad_thresh=1e-7,
-        cull_alpha_thresh=0.05, num_downscales=0, background_color="black", **overrides,
+        cull_alpha_thresh=0.05, num_downscales=0, background_color="black",
     )  # fmt: skip
+    cfg = SharpTimeModelConfig(**{**settings, **overrides})
     box = SceneBox(torch.tensor([[-1.0, -1, -1], [1, 1, 1]]))
-    # one training image: splatfacto pauses refinement for num_train_data + refine_every steps
-    return cfg.setup(scene_box=box, num_train_data=1, metadata={"num_frames": 5, "fps": 30.0}, device="cpu")
+    return cfg.setup(scene_box=box, num_train_data=num_train_data, metadata={"num_frames": 5, "fps": 30.0}, device="cpu")
 
 
 def camera(i: int, t: float) -> Cameras:
@@ -58,6 +58,17 @@ def train(model, steps: int):
     return counts, time_grads, optimizers
 
 
+def adam_with_state(params) -> dict:
+    """An Adam optimizer per parameter, stepped once so every Gaussian has non-zero moments."""
+    opt = {name: torch.optim.Adam([params[name]], lr=1e-3) for name in params if params[name].requires_grad}
+    for o in opt.values():
+        for p in o.param_groups[0]["params"]:
+            p.grad = torch.ones_like(p)
+        o.step()
+        o.zero_grad(set_to_none=True)
+    return opt
+
+
 def test_two_stage_densification():
     model = make_model()
     counts, time_grads, optimizers = train(model, 12)
@@ -83,20 +94,49 @@ def test_relocation_replaces_low_opacity_with_top_scored():
         state["error"] = torch.zeros(n)
         state["error_count"] = torch.ones(n)
         state["error"][20] = 100.0  # one clearly worst Gaussian
-    opt = {name: torch.optim.Adam([params[name]], lr=1e-3) for name in params if params[name].requires_grad}
-    for o in opt.values():  # give every Gaussian a non-zero Adam state
-        for p in o.param_groups[0]["params"]:
-            p.grad = torch.ones_like(p)
-        o.step()
+    opt = adam_with_state(params)
     kept = params["means"][10:].clone()
     replaced = model.strategy._relocate(params, opt, state)
     assert replaced == 10 and len(params["means"]) == n
-    assert (torch.sigmoid(params["opacities"]) >= model.config.cull_alpha_thresh).all()
+    assert (torch.sigmoid(params["opacities"]) >= model.config.relocate_opacity).all()
     # the survivors come first, unchanged or split; new Gaussians carry zero Adam moments
     new_moments = opt["means"].state[params["means"]]["exp_avg"][n - 10 :]
     assert torch.count_nonzero(new_moments) == 0
     assert params["velocities"].shape == (n, 3) and params["times"].shape == (n, 1)
     assert kept.shape[0] == n - 10
+
+
+def test_stage1_densifies_at_neural3dv_image_count():
+    """19 cameras × 300 frames: splatfacto's pause (num_train_data + refine_every steps after a
+    reset) would outlast the reset period and stop densification; ours is in steps."""
+    model = make_model(num_train_data=5700, reset_alpha_every=2)  # opacity reset every 4 steps
+    counts, _, _ = train(model, 6)
+    assert len(set(counts[: model.strategy.stage2_start])) > 1, "AbsGS should change the count in stage 1"
+
+
+def test_pause_longer_than_reset_period_is_refused():
+    with pytest.raises(ValueError, match="pause_refine_after_reset"):
+        make_model(reset_alpha_every=2, pause_refine_after_reset=4)
+
+
+@pytest.mark.parametrize("low_fraction", [0.0, 0.3, 0.5, 0.8, 0.97])
+def test_relocation_holds_the_count_whatever_fraction_is_low(low_fraction):
+    model = make_model()
+    train(model, 7)  # now in stage 2
+    params, state = model.gauss_params, model.strategy_state
+    n = len(params["means"])
+    assert state["fixed_count"] == n
+    n_low = int(low_fraction * n)
+    with torch.no_grad():
+        params["opacities"][:] = 2.0
+        params["opacities"][torch.randperm(n, generator=torch.Generator().manual_seed(1))[:n_low]] = -10.0
+    opt = adam_with_state(params)
+    replaced = model.strategy._relocate(params, opt, state)
+    assert replaced == n_low and len(params["means"]) == n
+    assert (torch.sigmoid(params["opacities"]) >= model.config.relocate_opacity).all()
+    for name, param in params.items():
+        assert param.shape[0] == n and opt[name].state[param]["exp_avg"].shape == param.shape
+    assert state["error"].shape == (n,) and state["error_count"].shape == (n,)
 
 
 def test_error_probe_leaves_image_gradients_unchanged():
