@@ -52,3 +52,16 @@ def require_rotation(path: Union[str, Path], what: str, rot: np.ndarray) -> np.n
     if rot.shape != (3, 3) or not np.allclose(rot @ rot.T, np.eye(3), atol=1e-4) or np.linalg.det(rot) < 0:
         raise DatasetFormatError(path, f"{what} is not a rotation matrix: {rot.tolist()}")
     return rot
+
+
+def rotation_deviation(matrix: np.ndarray) -> float:
+    """max |M·Mᵀ − I| of a 3×3 matrix: 0 for a rotation, ~1e-3 for one printed to 3 decimals."""
+    return float(np.abs(matrix @ matrix.T - np.eye(3)).max())
+
+
+def nearest_rotation(matrix: np.ndarray) -> np.ndarray:
+    """The rotation closest to a 3×3 matrix in the Frobenius norm (U·Vᵀ of its SVD, det +1)."""
+    u, _, vt = np.linalg.svd(matrix)
+    if np.linalg.det(u @ vt) < 0:
+        u[:, -1] *= -1
+    return u @ vt

@@ -1,24 +1,51 @@
-"""EasyVolcap camera calibration: ``intri.yml`` and ``extri.yml`` in OpenCV FileStorage format.
+"""EasyVolcap / EasyMocap camera calibration: ``intri.yml`` and ``extri.yml`` in OpenCV FileStorage
+YAML, as EasyMocap, EasyVolcap and the datasets built with them (ENeRF-Outdoor, SelfCap) write it.
 
 intri.yml: ``names`` (list of camera names) and per camera ``K_<cam>`` (3×3), optional
-``H_<cam>`` / ``W_<cam>`` (image size), ``D_<cam>`` or ``dist_<cam>`` (OpenCV k1 k2 p1 p2 k3;
-zeros when absent).
-extri.yml: ``names`` and per camera ``Rot_<cam>`` (3×3) or ``R_<cam>`` (Rodrigues 3×1) and
-``T_<cam>`` (3×1): x_cam = R·x_world + T, OpenCV camera axes (x right, y down, z forward).
+``H_<cam>`` / ``W_<cam>`` (image size, integer or real; 0 or −1 means not recorded) and
+``D_<cam>`` or ``dist_<cam>`` (OpenCV k1 k2 p1 p2 [k3] as a row or column; k3 = 0 when only
+four are given, zeros when absent).
+extri.yml: ``names`` and per camera ``R_<cam>`` (Rodrigues 3-vector) and/or ``Rot_<cam>`` (3×3),
+and ``T_<cam>`` (3×1): x_cam = R·x_world + T, OpenCV camera axes (x right, y down, z forward).
+
+How this reader resolves what the format leaves open, following the format's own readers
+(``read_camera`` in EasyMocap's ``easymocap/mytools/camera_utils.py`` and in EasyVolcap's
+``easyvolcap/utils/easy_utils.py``):
+
+- Rotation: ``R_`` wins. Both readers build the rotation from the Rodrigues vector when it is
+  there; EasyMocap never reads ``Rot_``, EasyVolcap reads it only when ``R_`` is absent. Their
+  writers print ``Rot_`` with 6 or 10 decimals, and other tools with 3, so a ``Rot_`` can be
+  ~5e-4 off orthonormal. A Rodrigues vector is a rotation at any precision. When ``Rot_`` is
+  used, a matrix within ``ROTATION_TOLERANCE`` of a rotation (max |R·Rᵀ − I|) is replaced by
+  the nearest rotation, with a logged note when it was visibly off; a matrix further off, or a
+  reflection, is refused. When both keys are present and disagree, a note says ``R_`` is used.
+- Distortion: ``D_`` before ``dist_`` (EasyVolcap's order; EasyMocap writes only ``dist_``).
+- Cameras: those named in extri.yml; each must also be in intri.yml.
+- Refused, as DatasetFormatError naming the file and key: anything OpenCV cannot parse, a key
+  that is not the matrix or number it should be (a file cut off mid-entry leaves such keys),
+  non-finite values, matrices of the wrong size, non-positive focal lengths, and an optional key
+  (H_, W_, D_/dist_, R_, Rot_) present for some cameras of a file but not others (a file cut
+  short, or edited by hand).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from nerfstudio.utils.rich_utils import CONSOLE
 
-from dataparsers.camera_conventions import require_finite, require_rotation
+from dataparsers.camera_conventions import nearest_rotation, rotation_deviation
 from dataparsers.errors import DatasetFormatError
+from dataparsers.opencv_storage import StorageFile
+
+ROTATION_TOLERANCE = 1e-2
+"""Largest max |R·Rᵀ − I| of a ``Rot_`` accepted as a rotation printed with few decimals."""
+VISIBLY_OFF = 1e-5
+"""A ``Rot_`` further than this from a rotation is re-orthonormalised with a logged note."""
 
 
 @dataclass
@@ -31,17 +58,23 @@ class Calibration:
 
 
 def read_calibration(intri_path: Path, extri_path: Path) -> Dict[str, Calibration]:
-    """Every camera named in extri.yml, with its intrinsics from intri.yml."""
-    intri, extri = _open(intri_path), _open(extri_path)
-    try:
-        intri_names, extri_names = _names(intri, intri_path), _names(extri, extri_path)
+    """Every camera named in extri.yml, with its intrinsics from intri.yml (see the module docstring)."""
+    with StorageFile(intri_path) as intri, StorageFile(extri_path) as extri:
+        intri_names, extri_names = intri.names(), extri.names()
         missing = [n for n in extri_names if n not in intri_names]
         if missing:
             raise DatasetFormatError(intri_path, f"cameras {missing} of {extri_path.name} are missing from it")
-        return {name: _camera(intri, intri_path, extri, extri_path, name) for name in extri_names}
-    finally:
-        intri.release()
-        extri.release()
+        require_same_keys(intri, intri_names, (("H_",), ("W_",), ("D_", "dist_")))
+        require_same_keys(extri, extri_names, (("R_",), ("Rot_",)))
+        rotations = ExtrinsicRotations(extri)
+        cameras = {
+            name: Calibration(K=intrinsics(intri, name), distortion=distortion(intri, name),
+                              w2c=world_to_camera(extri, name, rotations), width=image_size(intri, f"W_{name}"),
+                              height=image_size(intri, f"H_{name}"))  # fmt: skip
+            for name in extri_names
+        }
+        rotations.report()
+        return cameras
 
 
 def require_calibrated(
@@ -85,75 +118,105 @@ def write_calibration(intri_path: Path, extri_path: Path, cameras: Dict[str, Cal
     extri.release()
 
 
-def _open(path: Path) -> cv2.FileStorage:
-    if not path.is_file():
-        raise DatasetFormatError(path, "is missing")
-    try:
-        fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
-    except (cv2.error, SystemError) as err:  # OpenCV's parse errors can surface wrapped in SystemError
-        cause = err if isinstance(err, cv2.error) else err.__cause__
-        where = re.search(r"\((\d+)\): (.+)$", getattr(cause, "func", "") or "")  # "<file>(<line>): <problem>"
-        detail = f"line {where[1]}: {where[2]}" if where else str(cause or err).strip()
-        raise DatasetFormatError(path, f"is not a readable OpenCV FileStorage YAML file ({detail})") from err
-    if not fs.isOpened():
-        raise DatasetFormatError(path, "cannot be opened as an OpenCV FileStorage file")
-    return fs
+def require_same_keys(storage: StorageFile, names: Sequence[str], families: Iterable[Tuple[str, ...]]) -> None:
+    """A DatasetFormatError if a camera lacks an optional key (any prefix of a family) that others have."""
+    for prefixes in families:
+        having = [n for n in names if any(storage.has(f"{p}{n}") for p in prefixes)]
+        if having and len(having) < len(names):
+            lacking = [n for n in names if n not in having]
+            key = "/".join(f"{p}<camera>" for p in prefixes)
+            raise DatasetFormatError(storage.path, f"has {key} for cameras {having} but not for {lacking}: "
+                                                   "every camera must have the same keys; is the file complete?")  # fmt: skip
 
 
-def _names(fs: cv2.FileStorage, path: Path) -> List[str]:
-    node = fs.getNode("names")
-    if node.empty() or not node.isSeq():
-        raise DatasetFormatError(path, "has no 'names' list of cameras")
-    names = []
-    for i in range(node.size()):
-        item = node.at(i)
-        names.append(item.string() if item.isString() else str(int(item.real())))
-    return names
-
-
-def _matrix(fs: cv2.FileStorage, path: Path, key: str, required: bool = True) -> Optional[np.ndarray]:
-    node = fs.getNode(key)
-    if node.empty() or node.isNone():
-        if required:
-            raise DatasetFormatError(path, f"has no '{key}'")
-        return None
-    value = node.mat() if node.isMap() else np.array([node.real()])
+def required_matrix(storage: StorageFile, key: str, shape: Tuple[int, ...]) -> np.ndarray:
+    """The matrix at ``key`` with ``shape`` (a row or column vector when ``shape`` is (n,))."""
+    value = storage.matrix(key)
     if value is None:
-        raise DatasetFormatError(path, f"'{key}' is not a matrix")
-    return require_finite(path, f"'{key}'", value)
+        raise DatasetFormatError(storage.path, f"has no '{key}'")
+    return shaped(storage, key, value, shape)
 
 
-def _camera(
-    intri: cv2.FileStorage, intri_path: Path, extri: cv2.FileStorage, extri_path: Path, name: str
-) -> Calibration:
-    K = _matrix(intri, intri_path, f"K_{name}")
-    if K.shape != (3, 3):
-        raise DatasetFormatError(intri_path, f"'K_{name}' has shape {K.shape}, expected 3×3")
-    dist = _matrix(intri, intri_path, f"D_{name}", required=False)
-    if dist is None:
-        dist = _matrix(intri, intri_path, f"dist_{name}", required=False)
-    dist = np.zeros(5) if dist is None else dist.reshape(-1)
-    if dist.size != 5:
-        raise DatasetFormatError(intri_path, f"distortion of camera {name} has {dist.size} coefficients, expected 5")
-    height = _matrix(intri, intri_path, f"H_{name}", required=False)
-    width = _matrix(intri, intri_path, f"W_{name}", required=False)
-    rot, rot_key = _matrix(extri, extri_path, f"Rot_{name}", required=False), f"Rot_{name}"
-    if rot is None:
-        rot_key = f"R_{name}"
-        rvec = _matrix(extri, extri_path, f"R_{name}").reshape(-1)
-        if rvec.size != 3:
-            raise DatasetFormatError(extri_path, f"'R_{name}' has {rvec.size} values, expected a Rodrigues 3-vector")
-        rot = cv2.Rodrigues(rvec)[0]
-    rot = require_rotation(extri_path, f"'{rot_key}'", rot)
-    trans = _matrix(extri, extri_path, f"T_{name}").reshape(-1)
-    if trans.size != 3:
-        raise DatasetFormatError(extri_path, f"'T_{name}' has {trans.size} values, expected 3")
+def shaped(storage: StorageFile, key: str, value: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    vector = len(shape) == 1 and value.ndim == 2 and 1 in value.shape
+    if (value.reshape(-1) if vector else value).shape != shape:
+        expected = f"a {shape[0]}-vector" if len(shape) == 1 else "×".join(map(str, shape))
+        raise DatasetFormatError(storage.path, f"'{key}' has shape {value.shape}, expected {expected}")
+    return value.reshape(shape)
+
+
+def intrinsics(intri: StorageFile, name: str) -> np.ndarray:
+    K = required_matrix(intri, f"K_{name}", (3, 3))
+    if not (K[0, 0] > 0 and K[1, 1] > 0) or not np.allclose(K[2], [0.0, 0.0, 1.0]):
+        raise DatasetFormatError(intri.path, f"'K_{name}' is not an intrinsic matrix (positive fx, fy and last "
+                                             f"row 0 0 1): {K.tolist()}")  # fmt: skip
+    return K
+
+
+def distortion(intri: StorageFile, name: str) -> np.ndarray:
+    """OpenCV (k1, k2, p1, p2, k3) of ``D_`` or ``dist_`` (4 or 5 values), zeros when neither is present."""
+    for key in (f"D_{name}", f"dist_{name}"):
+        value = intri.matrix(key)
+        if value is not None:
+            if value.ndim != 2 or 1 not in value.shape or value.size not in (4, 5):
+                raise DatasetFormatError(intri.path, f"'{key}' has shape {value.shape}, expected 4 or 5 OpenCV "
+                                                     "distortion coefficients (k1 k2 p1 p2 [k3]) in a row or column")  # fmt: skip
+            return np.concatenate([value.reshape(-1), np.zeros(5 - value.size)])
+    return np.zeros(5)
+
+
+def image_size(intri: StorageFile, key: str) -> Optional[int]:
+    """H_ / W_ in pixels, None when absent or not recorded (0 or −1, as EasyMocap / EasyVolcap write it)."""
+    value = intri.number(key)
+    if value is None or value in (0.0, -1.0):
+        return None
+    if value < 0 or value != int(value):
+        raise DatasetFormatError(intri.path, f"'{key}' is {value:g}, not an image size in pixels")
+    return int(value)
+
+
+def world_to_camera(extri: StorageFile, name: str, rotations: "ExtrinsicRotations") -> np.ndarray:
     w2c = np.eye(4)
-    w2c[:3, :3], w2c[:3, 3] = rot, trans
-    return Calibration(
-        K=K,
-        distortion=dist,
-        w2c=w2c,
-        width=None if width is None else int(width[0]),
-        height=None if height is None else int(height[0]),
-    )
+    w2c[:3, :3] = rotations.rotation(name)
+    w2c[:3, 3] = required_matrix(extri, f"T_{name}", (3,))
+    return w2c
+
+
+class ExtrinsicRotations:
+    """Rotations of extri.yml, ``R_`` first (see the module docstring); collects the notes to log."""
+
+    def __init__(self, extri: StorageFile) -> None:
+        self.extri = extri
+        self.reorthonormalised: Dict[str, float] = {}  # camera -> max |R·Rᵀ − I| of its Rot_
+        self.disagreeing: Dict[str, float] = {}  # camera -> largest entry difference of Rot_ and rotation(R_)
+
+    def rotation(self, name: str) -> np.ndarray:
+        rvec, matrix = self.extri.matrix(f"R_{name}"), self.extri.matrix(f"Rot_{name}")
+        if matrix is not None:
+            matrix = shaped(self.extri, f"Rot_{name}", matrix, (3, 3))
+        if rvec is not None:
+            rotation = cv2.Rodrigues(shaped(self.extri, f"R_{name}", rvec, (3,)))[0]
+            if matrix is not None and np.abs(matrix - rotation).max() > ROTATION_TOLERANCE:
+                self.disagreeing[name] = float(np.abs(matrix - rotation).max())
+            return rotation
+        if matrix is None:
+            raise DatasetFormatError(self.extri.path, f"has neither 'R_{name}' (Rodrigues vector) nor 'Rot_{name}' "
+                                                      "(rotation matrix)")  # fmt: skip
+        deviation = rotation_deviation(matrix)
+        if deviation > ROTATION_TOLERANCE or np.linalg.det(matrix) <= 0:
+            raise DatasetFormatError(self.extri.path, f"'Rot_{name}' is not a rotation matrix (max |R·Rᵀ − I| = "
+                                     f"{deviation:.2g}, det = {np.linalg.det(matrix):.3g}): {matrix.tolist()}")  # fmt: skip
+        if deviation > VISIBLY_OFF:
+            self.reorthonormalised[name] = deviation
+        return nearest_rotation(matrix)
+
+    def report(self) -> None:
+        path = self.extri.path
+        if self.reorthonormalised:
+            CONSOLE.print(f"{path}: Rot_ of cameras {list(self.reorthonormalised)} is up to "
+                          f"{max(self.reorthonormalised.values()):.1e} from orthonormal (printed with few "
+                          "decimals); using the nearest rotation")  # fmt: skip
+        if self.disagreeing:
+            CONSOLE.print(f"[yellow]{path}: Rot_ of cameras {list(self.disagreeing)} differs from the rotation of "
+                          f"their R_ by up to {max(self.disagreeing.values()):.2g} in an entry; using R_ (the "
+                          "Rodrigues vector), as EasyMocap and EasyVolcap do")  # fmt: skip

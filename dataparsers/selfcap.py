@@ -119,9 +119,9 @@ def read_sync(path: Path, cameras: Sequence[str]) -> Dict[str, float]:
     if not path.is_file():
         return offsets
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DatasetFormatError(path, f"is not valid JSON ({err})") from err
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DatasetFormatError(path, f"is not valid JSON ({err}); is the file complete?") from err
     if not isinstance(data, dict):
         raise DatasetFormatError(path, 'must be a JSON object {"<camera>": offset in seconds, ...}')
     for camera, value in data.items():

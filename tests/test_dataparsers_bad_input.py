@@ -12,7 +12,7 @@ import pytest
 
 from dataparsers import frame_cache, multiview_base
 from dataparsers.easyvolcap import ENeRFOutdoorDataParserConfig
-from dataparsers.easyvolcap_calibration import read_calibration, write_calibration
+from dataparsers.easyvolcap_calibration import Calibration, read_calibration, write_calibration
 from dataparsers.errors import DatasetFormatError
 from dataparsers.multiview import MultiViewAutoDataParserConfig, detect_layout
 from dataparsers.neural3dv import Neural3DVDataParserConfig
@@ -172,26 +172,35 @@ def test_non_finite_calibration_values(scene, file, edit, problem):
         parse(enerf(root))
 
 
-def test_calibration_with_a_bad_rotation_or_missing_key(scene):
-    root = scene("enerf")
-    intri, extri = root / "intri.yml", root / "extri.yml"
-    cams = read_calibration(intri, extri)
-    rewrite_calibration(
-        intri, extri, lambda c: c["01"].w2c.__setitem__((slice(0, 3), slice(0, 3)), c["01"].w2c[:3, :3] * 1.1)
-    )
-    with raises(extri, "'Rot_01' is not a rotation matrix"):
-        parse(enerf(root))
-    fs = cv2.FileStorage(str(extri), cv2.FILE_STORAGE_WRITE)  # Rodrigues only, and no T_02
+def write_extri(path: Path, cams, keys=("R_", "Rot_", "T_"), skip=()) -> None:
+    """extri.yml with the given keys per camera (R_: Rodrigues, Rot_: matrix), leaving out the (key, camera) ``skip``."""
+    fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_WRITE)
     fs.startWriteStruct("names", cv2.FileNode_SEQ)
     for name in cams:
         fs.write("", name)
     fs.endWriteStruct()
     for name, cam in cams.items():
-        fs.write(f"R_{name}", cv2.Rodrigues(cam.w2c[:3, :3])[0])
-        if name != "02":
-            fs.write(f"T_{name}", cam.w2c[:3, 3:4])
+        values = {"R_": cv2.Rodrigues(cam.w2c[:3, :3])[0], "Rot_": cam.w2c[:3, :3], "T_": cam.w2c[:3, 3:4]}
+        for key in keys:
+            if (key, name) not in skip:
+                fs.write(f"{key}{name}", values[key])
     fs.release()
+
+
+def test_calibration_with_a_bad_rotation_or_missing_key(scene):
+    root = scene("enerf")
+    intri, extri = root / "intri.yml", root / "extri.yml"
+    cams = read_calibration(intri, extri)
+    scaled = {n: Calibration(c.K, c.distortion, c.w2c.copy()) for n, c in cams.items()}
+    scaled["01"].w2c[:3, :3] *= 1.1
+    write_extri(extri, scaled, keys=("Rot_", "T_"))  # no R_: Rot_ is used, and is no rotation
+    with raises(extri, r"'Rot_01' is not a rotation matrix \(max \|R·Rᵀ − I\| = 0.21"):
+        parse(enerf(root))
+    write_extri(extri, cams, keys=("R_", "T_"), skip={("T_", "02")})
     with raises(extri, "has no 'T_02'"):
+        parse(enerf(root))
+    write_extri(extri, cams, keys=("T_",))
+    with raises(extri, "has neither 'R_00' \\(Rodrigues vector\\) nor 'Rot_00'"):
         parse(enerf(root))
     intri.write_text("%YAML:1.0\n---\nnames: [ 00\n")
     with raises(intri, "OpenCV FileStorage"):

@@ -206,7 +206,10 @@ class IPhoneDataParser(DataParser):
         path = layout.metric_scale_file
         if not path.is_file():
             return None
-        value = np.load(path).reshape(-1)
+        try:
+            value = np.load(path, allow_pickle=False).reshape(-1)
+        except (ValueError, OSError) as err:
+            raise DatasetFormatError(path, f"is not a readable .npy array ({err})") from err
         if value.size != 1 or not np.isfinite(value[0]) or value[0] <= 0:
             raise DatasetFormatError(path, f"should hold one positive number, found {value.tolist()}")
         return float(value[0])

@@ -17,9 +17,9 @@ def read_json(path: Path) -> Any:
     if not path.is_file():
         raise DatasetFormatError(path, "is missing")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DatasetFormatError(path, f"is not valid JSON ({err})") from err
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DatasetFormatError(path, f"is not valid JSON ({err}); is the file complete?") from err
 
 
 def require_fields(path: Path, record: Any, fields: Iterable[str]) -> None:
