@@ -26,6 +26,7 @@ from typing import Dict, List, Literal, Optional, Tuple, Type
 import torch
 import torch.nn.functional as F
 from nerfstudio.models.splatfacto import RGB2SH, num_sh_bases
+from nerfstudio.utils.rich_utils import CONSOLE
 from nerfstudio.viewer.viewer_elements import ViewerCheckbox, ViewerControl, ViewerSlider
 from torch import Tensor
 from torch.nn import Parameter
@@ -142,8 +143,11 @@ class ShapeOfMotionModel(DynamicSplatModel):
         return groups
 
     def build_strategy(self) -> ShapeOfMotionStrategy:
-        return ShapeOfMotionStrategy(self.config.density_control, num_frames=self.num_train_frames,
-                                     static_scale=float(self.static_extent))  # fmt: skip
+        strategy = ShapeOfMotionStrategy(self.config.density_control, num_frames=self.num_train_frames,
+                                         static_scale=float(self.static_extent))  # fmt: skip
+        CONSOLE.log(f"Shape of Motion: opacity reset every {strategy.reset_every} steps; densification pauses "
+                    f"{strategy.densify_pause} and culling {strategy.cull_pause} steps after each reset")  # fmt: skip
+        return strategy
 
     # ----- motion -----
     @property

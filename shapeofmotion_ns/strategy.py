@@ -4,11 +4,12 @@ Strategy over one ParameterDict holding static and dynamic Gaussians (flag ``is_
 Screen-space gradient norms (in units of half the image size), visibility counts and the largest
 screen radius (fraction of the image size) are accumulated every step. Every ``control_every``
 steps after ``warmup_steps`` and before ``stop_control_steps``, with R = the opacity reset period:
-- densify (before ``stop_densify_steps``, and not in the first ``num_frames`` steps after a
-  reset): Gaussians whose mean gradient exceeds the threshold are duplicated when small and
+- densify (before ``stop_densify_steps``, and not in the first ``densify_pause_after_reset``
+  steps after a reset; the reference's rule, the default, is ``num_frames`` steps): Gaussians whose mean gradient exceeds the threshold are duplicated when small and
   split in two (gsplat's split: samples from the Gaussian, scales / 1.6) when large in the
   world or, before ``stop_control_by_screen_steps``, on screen;
-- cull (not in the first min(3·num_frames, 1000) steps after a reset): opacity below
+- cull (not in the first ``cull_pause_after_reset`` steps after a reset; reference:
+  min(3·num_frames, 1000)): opacity below
   ``cull_opacity_threshold``; after the first reset also larger than ``cull_scale_threshold``
   (× ``static_scale`` for static Gaussians) or, before ``stop_control_by_screen_steps``, than
   ``cull_screen_threshold`` of the image;
@@ -21,7 +22,7 @@ and flags included) and its Adam state together.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 from gsplat.strategy import Strategy
@@ -59,6 +60,12 @@ class DensityControlConfig:
     """Gaussians larger than this (× the static extent for static ones) are removed after the first reset."""
     cull_screen_threshold: float = 0.15
     """Gaussians larger than this fraction of the image are removed (after the first reset)."""
+    densify_pause_after_reset: Optional[int] = None
+    """Steps after an opacity reset without densification. None: the reference's rule, the number
+    of training frames (said in the log; refused when it reaches the reset period, since
+    densification would then never run)."""
+    cull_pause_after_reset: Optional[int] = None
+    """Steps after an opacity reset without culling. None: the reference's min(3 · frames, 1000)."""
 
 
 @dataclass
@@ -70,9 +77,27 @@ class ShapeOfMotionStrategy(Strategy):
     """Multiplies cull_scale_threshold for static Gaussians (the static points' half extent)."""
     absgrad: bool = False  # read by splat4d's DynamicSplatModel when rasterizing
 
+    def __post_init__(self) -> None:
+        if self.densify_pause >= self.reset_every:
+            raise ValueError(
+                f"densify_pause_after_reset = {self.densify_pause} steps (None: the number of training frames, "
+                f"{self.num_frames}) is not shorter than the opacity reset period ({self.reset_every} steps): "
+                "densification would never run; set --pipeline.model.density-control.densify-pause-after-reset"
+            )
+
     @property
     def reset_every(self) -> int:
         return self.config.reset_opacity_every_n_controls * self.config.control_every
+
+    @property
+    def densify_pause(self) -> int:
+        pause = self.config.densify_pause_after_reset
+        return self.num_frames if pause is None else pause
+
+    @property
+    def cull_pause(self) -> int:
+        pause = self.config.cull_pause_after_reset
+        return min(3 * self.num_frames, 1000) if pause is None else pause
 
     def initialize_state(self, scene_scale: float = 1.0) -> Dict[str, Any]:
         return {"grad2d": None, "count": None, "radii": None}
@@ -98,9 +123,9 @@ class ShapeOfMotionStrategy(Strategy):
         if step <= self.config.warmup_steps or step % self.config.control_every != 0:
             return
         since_reset = step % self.reset_every
-        if step < self.config.stop_densify_steps and since_reset > self.num_frames:
+        if step < self.config.stop_densify_steps and since_reset > self.densify_pause:
             self._densify(params, optimizers, state, step)
-        if since_reset > min(3 * self.num_frames, 1000):
+        if since_reset > self.cull_pause:
             self._cull(params, optimizers, state, step)
         if since_reset == 0:
             reset_opa(params, optimizers, state, value=0.8 * self.config.cull_opacity_threshold)

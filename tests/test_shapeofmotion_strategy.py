@@ -40,13 +40,13 @@ def render_info(n: int, grad_px, radii_px):
             "height": H, "n_cameras": 1}  # fmt: skip
 
 
-def strategy(**overrides):
+def strategy(num_frames: int = 2, **overrides):
     cfg = dict(warmup_steps=2, control_every=5, reset_opacity_every_n_controls=4, stop_control_by_screen_steps=100,
                stop_control_steps=100, densify_xys_grad_threshold=0.5, densify_scale_threshold=0.1,
                densify_screen_threshold=0.3, cull_opacity_threshold=0.1, cull_scale_threshold=0.5,
                cull_screen_threshold=0.6)  # fmt: skip
     cfg.update(overrides)
-    return ShapeOfMotionStrategy(DensityControlConfig(**cfg), num_frames=2, static_scale=2.0)
+    return ShapeOfMotionStrategy(DensityControlConfig(**cfg), num_frames=num_frames, static_scale=2.0)
 
 
 def assert_consistent(params, optimizers):
@@ -115,6 +115,22 @@ def test_opacity_reset_and_the_pauses_after_it():
     # 5 steps after the reset: densification is back (5 > num_frames), culling not yet (5 ≤ 3·num_frames)
     s.step_post_backward(params, optimizers, state, 25, render_info(2, [1.0, 0.0], [1, 1]))
     assert params["features_dc"][:, 0].tolist() == [0, 1, 0]
+
+
+def test_pauses_after_a_reset_are_steps_when_set():
+    """Explicit pauses replace the reference's frame-count rule, so more training frames than the
+    reset period is not a schedule that silently never densifies."""
+    with pytest.raises(ValueError, match="densify_pause_after_reset"):
+        strategy(num_frames=20)  # reference rule: a 20-step pause in a 20-step reset period
+    s = strategy(num_frames=20, densify_pause_after_reset=3, cull_pause_after_reset=12)
+    assert (s.densify_pause, s.cull_pause) == (3, 12)
+    params, optimizers = gaussians([0.05, 0.05], [0.9, 0.05], [1, 0])
+    state = s.initialize_state()
+    s.step_post_backward(params, optimizers, state, 20, render_info(2, [1.0, 1.0], [1, 1]))  # reset
+    s.step_post_backward(params, optimizers, state, 25, render_info(2, [1.0, 0.0], [1, 1]))
+    assert params["features_dc"][:, 0].tolist() == [0, 1, 0], "densified 5 > 3 steps after the reset"
+    reference = strategy(num_frames=500, reset_opacity_every_n_controls=300)  # 1500-step reset period
+    assert (reference.densify_pause, reference.cull_pause) == (500, 1000)
 
 
 def test_nothing_happens_during_warmup_off_schedule_or_after_the_stop():
