@@ -124,6 +124,14 @@ def test_missing_priors_are_reported_not_fatal(layout):
     assert set(IPhoneDataset(outputs)[0]) == {"image_idx", "image", "mask"}
 
 
+def test_metric_cameras_without_scale_file_are_not_reported_missing_a_metric_scale(layout, capsys):
+    shutil.rmtree(layout.root / "flow3d_preprocessed" / "colmap")  # DyCheck's metric camera/*.json, no scale.npy
+    outputs = parse(layout)
+    assert outputs.metadata["metric_scale"] == pytest.approx(1.0 / outputs.dataparser_scale)
+    assert "metric_scale" not in outputs.metadata["missing_priors"]
+    assert "no metric_scale" not in capsys.readouterr().out
+
+
 def test_metric_depth_with_colmap_cameras_needs_the_metric_scale(layout):
     layout.metric_scale_file.unlink()
     problem = r"colmap/scale\.npy: is needed to use the metres depth of .*depth/1x with colmap cameras"

@@ -48,7 +48,8 @@ def test_preprocessed_video_parses_with_sensible_priors(inputs):
     train, val = parser.get_dataparser_outputs("train"), parser.get_dataparser_outputs("val")
     assert val.metadata["time_ids"].tolist() == [3, 7, 11, 15, 19, 23]
     assert train.metadata["time_ids"].tolist() == [t for t in range(NUM_FRAMES) if t % 4 != 3]
-    assert train.metadata["missing_priors"] == ["metric_scale", "keypoints"]
+    assert train.metadata["missing_priors"] == ["keypoints"]  # camera/*.json are metric: no scale.npy needed
+    assert train.metadata["metric_scale"] == pytest.approx(1.0 / train.dataparser_scale)
     assert train.metadata["depth_source"] == "lidar"
 
     data = IPhoneDataset(train)[2]

@@ -157,7 +157,7 @@ class IPhoneDataParser(DataParser):
         """The split's priors; those it lacks are listed in ``missing``."""
         known = set(info.frames)
         missing: Dict[str, str] = {}
-        if geometry.metric_scale is None:
+        if geometry.metres_per_unit is None:  # refined cameras without scale.npy: the world is in COLMAP units
             missing["metric_scale"] = str(layout.metric_scale_file)
         depth_source = self._depth_source(layout, geometry.refined)
         depth = self._depth_prior(layout, depth_source, frames, known, geometry)
