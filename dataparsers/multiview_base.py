@@ -28,6 +28,7 @@ from nerfstudio.cameras.camera_utils import auto_orient_and_center_poses
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs
 from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.utils.rich_utils import CONSOLE
 
 from dataparsers.camera_conventions import resized_size, scale_intrinsics
 from dataparsers.errors import DatasetFormatError
@@ -186,9 +187,17 @@ class MultiViewDataParser(DataParser):
         K_out = scale_intrinsics(prep.K, prep.size[0] / prep.source_size[0], prep.size[1] / prep.source_size[1])
         return CameraStream(name, K_out, c2w, prep.size[0], prep.size[1], files, indices, indices / fps - time_offset)
 
+    def _report_short_frame_range(self, available: int) -> None:
+        """Say (once per parse) when the cameras hold fewer frames than ``frame_count`` asks for."""
+        count, start = self.config.frame_count, self.config.frame_start
+        if count is not None and available < count:
+            CONSOLE.print(f"[yellow]{self.config.data}: frame_count {count} asks for frames {start}–{start + count - 1} "
+                          f"but the cameras have only {available} from frame {start}: using those {available}")  # fmt: skip
+
     def _generate_dataparser_outputs(self, split: str = "train", **kwargs) -> DataparserOutputs:
         if self._loaded is None:
             self._loaded = self.load_streams()
+            self._report_short_frame_range(len(self._loaded[0][0].frames))
         streams, fps = self._loaded
         test = set(self.config.test_cameras) or {streams[0].name}
         chosen = [s for s in streams if (s.name in test) != (split == "train")]

@@ -130,6 +130,15 @@ def test_video_with_fewer_frames_than_the_others(scene):
         parse(Neural3DVDataParserConfig(data=root))
 
 
+def test_frame_count_beyond_the_videos_is_reported_once(scene, capsys):
+    root = scene("neural3dv")
+    parse(Neural3DVDataParserConfig(data=root, frame_start=2, frame_count=300))
+    out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert out.count("frame_count 300 asks for frames 2–301 but the cameras have only 4 from frame 2: using those 4") == 1
+    parse(Neural3DVDataParserConfig(data=root, frame_start=2, frame_count=4))
+    assert "frame_count" not in capsys.readouterr().out
+
+
 # ----- EasyVolcap calibration and image folders -----
 def test_cameras_in_extri_missing_from_intri(scene):
     root = scene("enerf")
