@@ -17,11 +17,15 @@ import torch
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from dataparsers.multiview import MultiViewAutoDataParserConfig
+from dataparsers.subcommands import multiview_dataparser_union
 from sharptime_ns.init import MultiViewFrames, VelocityInitConfig, velocity_aware_init
 from splat4d.datamanager import LazyImageDatamanager, LazyImageDatamanagerConfig
 
 DEMO_DATA = Path("data/splat4d-demo")
 """Where the synthetic demo scene lives (relative to the working directory)."""
+
+MultiViewDataParsers = multiview_dataparser_union(default_data=DEMO_DATA)
+"""``multiview`` (default), ``neural3dv``, ``enerf-outdoor``, ``selfcap`` or ``easyvolcap`` subcommand."""
 
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # flips camera y and z axes
 
@@ -29,9 +33,8 @@ OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # flips camera y and z axes
 @dataclass
 class SharpTimeDatamanagerConfig(LazyImageDatamanagerConfig):
     _target: Type = field(default_factory=lambda: SharpTimeDatamanager)
-    dataparser: MultiViewAutoDataParserConfig = field(
-        default_factory=lambda: MultiViewAutoDataParserConfig(data=DEMO_DATA)
-    )
+    dataparser: MultiViewDataParsers = field(default_factory=lambda: MultiViewAutoDataParserConfig(data=DEMO_DATA))
+    """Dataparser subcommand (see dataparsers/DATASETS.md); none given: auto-detect the layout."""
     init: Literal["velocity", "random"] = "velocity"
     """velocity: velocity-aware initialization from triangulated per-frame points; random
     (ablation): splatfacto's random initialization."""
