@@ -6,7 +6,8 @@ dataparser's dataset (images with depth, masks) that
   metadata (``shapeofmotion_init``), as nerfstudio passes that metadata to the model;
 - adds to every training batch the tracks of the image's points into ``num_targets`` random
   training frames: ``data["track_batch"]`` for the losses, ``camera.metadata["track_targets"]``
-  for the renderer.
+  for the renderer. The targets are drawn on the training thread, in order; the track files and
+  target depths are read ahead on the prefetching threads with the image.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.models.splatfacto import get_viewmat
+from torch import Tensor
 
 from shapeofmotion_ns.init import InitConfig, cached_initialize_scene, initialize_scene
 from shapeofmotion_ns.iphone_frames import check_priors, training_frames
@@ -64,15 +66,25 @@ class ShapeOfMotionDatamanager(LazyImageDatamanager):
         """The dataset class the dataparser names (IPhoneDataset adds the priors to batches)."""
         return self.train_dataparser_outputs.metadata.get("dataset_type", InputDataset)
 
-    def next_train(self, step: int) -> Tuple[Cameras, Dict]:
-        camera, data = super().next_train(step)
-        query = int(camera.metadata["cam_idx"])
+    def plan_train(self, idx: int) -> Tuple[int, Tensor]:
+        """The image and its ``num_targets`` random target frames (drawn in training order)."""
         tracks = self.train_dataset.metadata["tracks"]
-        targets = tracks.sample_pairs(min(self.config.num_targets, len(tracks)), self.generator, query=query)[:, 1]
-        batch = load_track_batch(
-            tracks, query, targets, self.train_times, self.train_viewmats, self.train_Ks,
-            depth_of=lambda i: self.cached_train[i]["depth_image"][..., 0], pixel_scale=self.train_dataset.scale_factor,
+        targets = tracks.sample_pairs(min(self.config.num_targets, len(tracks)), self.generator, query=idx)[:, 1]
+        return idx, targets
+
+    def load_train(self, plan: Tuple[int, Tensor]) -> Tuple[Cameras, Dict]:
+        """The image with its priors, plus the tracks of its points into the target frames."""
+        query, targets = plan
+        camera, data = super().load_train(query)
+        data["track_batch"] = load_track_batch(
+            self.train_dataset.metadata["tracks"], query, targets, self.train_times, self.train_viewmats,
+            self.train_Ks, depth_of=lambda i: self.cached_train[i]["depth_image"][..., 0],
+            pixel_scale=self.train_dataset.scale_factor,
         )  # fmt: skip
-        data["track_batch"] = batch.to(self.device)
+        return camera, data
+
+    def finish_train(self, camera: Cameras, data: Dict) -> Tuple[Cameras, Dict]:
+        camera, data = super().finish_train(camera, data)
+        data["track_batch"] = data["track_batch"].to(self.device)
         camera.metadata["track_targets"] = data["track_batch"].targets
         return camera, data
