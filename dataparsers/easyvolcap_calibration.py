@@ -125,8 +125,11 @@ def require_same_keys(storage: StorageFile, names: Sequence[str], families: Iter
         if having and len(having) < len(names):
             lacking = [n for n in names if n not in having]
             key = "/".join(f"{p}<camera>" for p in prefixes)
-            raise DatasetFormatError(storage.path, f"has {key} for cameras {having} but not for {lacking}: "
-                                                   "every camera must have the same keys; is the file complete?")  # fmt: skip
+            raise DatasetFormatError(
+                storage.path,
+                f"has {key} for cameras {having} but not for {lacking}: every camera must have the same keys; "
+                "is the file complete?",
+            )
 
 
 def required_matrix(storage: StorageFile, key: str, shape: Tuple[int, ...]) -> np.ndarray:
@@ -159,8 +162,11 @@ def distortion(intri: StorageFile, name: str) -> np.ndarray:
         value = intri.matrix(key)
         if value is not None:
             if value.ndim != 2 or 1 not in value.shape or value.size not in (4, 5):
-                raise DatasetFormatError(intri.path, f"'{key}' has shape {value.shape}, expected 4 or 5 OpenCV "
-                                                     "distortion coefficients (k1 k2 p1 p2 [k3]) in a row or column")  # fmt: skip
+                raise DatasetFormatError(
+                    intri.path,
+                    f"'{key}' has shape {value.shape}, expected 4 or 5 OpenCV distortion coefficients "
+                    "(k1 k2 p1 p2 [k3]) in a row or column",
+                )
             return np.concatenate([value.reshape(-1), np.zeros(5 - value.size)])
     return np.zeros(5)
 
@@ -204,8 +210,11 @@ class ExtrinsicRotations:
                                                       "(rotation matrix)")  # fmt: skip
         deviation = rotation_deviation(matrix)
         if deviation > ROTATION_TOLERANCE or np.linalg.det(matrix) <= 0:
-            raise DatasetFormatError(self.extri.path, f"'Rot_{name}' is not a rotation matrix (max |R·Rᵀ − I| = "
-                                     f"{deviation:.2g}, det = {np.linalg.det(matrix):.3g}): {matrix.tolist()}")  # fmt: skip
+            raise DatasetFormatError(
+                self.extri.path,
+                f"'Rot_{name}' is not a rotation matrix (max |R·Rᵀ − I| = {deviation:.2g}, "
+                f"det = {np.linalg.det(matrix):.3g}): {matrix.tolist()}",
+            )
         if deviation > VISIBLY_OFF:
             self.reorthonormalised[name] = deviation
         return nearest_rotation(matrix)

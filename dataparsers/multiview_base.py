@@ -191,8 +191,10 @@ class MultiViewDataParser(DataParser):
         """Say (once per parse) when the cameras hold fewer frames than ``frame_count`` asks for."""
         count, start = self.config.frame_count, self.config.frame_start
         if count is not None and available < count:
-            CONSOLE.print(f"[yellow]{self.config.data}: frame_count {count} asks for frames {start}–{start + count - 1} "
-                          f"but the cameras have only {available} from frame {start}: using those {available}")  # fmt: skip
+            CONSOLE.print(
+                f"[yellow]{self.config.data}: frame_count {count} asks for frames {start}–{start + count - 1} "
+                f"but the cameras have only {available} from frame {start}: using those {available}"
+            )
 
     def _generate_dataparser_outputs(self, split: str = "train", **kwargs) -> DataparserOutputs:
         if self._loaded is None:

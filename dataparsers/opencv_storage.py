@@ -57,8 +57,11 @@ class StorageFile:
             return None
         node = self.fs.getNode(key)
         if not node.isMap():
-            raise DatasetFormatError(self.path, f"'{key}' is {_describe(node)}, not an OpenCV matrix "
-                                                f"(!!opencv-matrix with rows, cols, dt, data); {CUT_SHORT_HINT}")  # fmt: skip
+            raise DatasetFormatError(
+                self.path,
+                f"'{key}' is {_describe(node)}, not an OpenCV matrix (!!opencv-matrix with rows, cols, dt, "
+                f"data); {CUT_SHORT_HINT}",
+            )
         try:
             value = node.mat()
         except (cv2.error, SystemError) as err:

@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from calibration_text import EASYMOCAP, EASYVOLCAP, Printing, write_text, write_tool_calibration
+from calibration_text import EASYMOCAP, EASYVOLCAP, Printing, matrix_lines, write_text, write_tool_calibration
 
 from dataparsers.easyvolcap import EasyVolcapDataParserConfig, ENeRFOutdoorDataParserConfig
-from dataparsers.easyvolcap_calibration import read_calibration
+from dataparsers.easyvolcap_calibration import Calibration, read_calibration
 from dataparsers.errors import DatasetFormatError
 from dataparsers.iphone.dataparser import IPhoneDataParserConfig
 from dataparsers.iphone.layout import IPhoneLayout
@@ -93,8 +93,8 @@ def test_rotation_matrix_only_printed_to_three_decimals(scenes, tmp_path, capsys
 
 
 def test_rotation_matrix_that_is_no_rotation_is_refused(scenes, tmp_path):
-    truth = {n: c for n, c in scenes["truth"].items()}
-    truth["01"] = type(truth["01"])(truth["01"].K, truth["01"].distortion, truth["01"].w2c.copy(), 32, 24)
+    truth = dict(scenes["truth"])
+    truth["01"] = Calibration(truth["01"].K, truth["01"].distortion, truth["01"].w2c.copy(), 32, 24)
     truth["01"].w2c[:3, 0] *= -1  # a reflection: orthonormal but det −1
     write_tool_calibration(tmp_path, truth, "easymocap", Printing(extri_keys=("Rot_", "T_")))
     with pytest.raises(DatasetFormatError, match=r"extri\.yml: 'Rot_01' is not a rotation matrix .*det = -1"):
@@ -117,12 +117,9 @@ def test_rodrigues_vector_wins_over_a_disagreeing_rotation_matrix(scenes, tmp_pa
 
 
 def test_four_distortion_coefficients_and_unrecorded_image_size(scenes, tmp_path):
-    lines = ["names:", '  - "00"'] + [
-        *"K_00: !!opencv-matrix|  rows: 3|  cols: 3|  dt: d|  data: [30.0, 0.0, 16.0, 0.0, 30.0, 12.0, 0.0, 0.0, 1.0]".split("|"),
-        *"dist_00: !!opencv-matrix|  rows: 1|  cols: 4|  dt: d|  data: [0.1, -0.01, 0.001, 0.002]".split("|"),
-        "H_00: -1",
-        "W_00: -1",
-    ]  # fmt: skip
+    K = np.array([[30.0, 0.0, 16.0], [0.0, 30.0, 12.0], [0.0, 0.0, 1.0]])
+    lines = ["names:", '  - "00"', *matrix_lines("K_00", K, 1)]
+    lines += matrix_lines("dist_00", np.array([[0.1, -0.01, 0.001, 0.002]]), 3) + ["H_00: -1", "W_00: -1"]
     write_tool_calibration(tmp_path, {"00": scenes["truth"]["00"]}, "easymocap", EASYMOCAP)
     write_text(tmp_path / "intri.yml", lines)
     cam = read_calibration(tmp_path / "intri.yml", tmp_path / "extri.yml")["00"]
