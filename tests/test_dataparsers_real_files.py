@@ -58,9 +58,10 @@ PARSERS = {
 
 
 def parse(fmt: str, root: Path) -> None:
-    if fmt == "iphone":  # DyCheck's camera/*.json (scale.npy is read with either camera source)
+    if fmt.startswith("iphone"):  # DyCheck's camera/*.json, or the refined COLMAP model
+        cameras = "refined" if fmt == "iphone-colmap" else "original"
         for split in ("train", "val"):
-            IPhoneDataParserConfig(data=root, cameras="original").setup().get_dataparser_outputs(split)
+            IPhoneDataParserConfig(data=root, cameras=cameras).setup().get_dataparser_outputs(split)
         return
     parser = PARSERS[fmt](root).setup()
     parser.get_dataparser_outputs("train")
@@ -135,6 +136,8 @@ def calibration_files(fmt: str, root: Path):
         return ["optimized/intri.yml", "optimized/extri.yml", "optimized/sync.json"]
     if fmt == "neural3dv":
         return ["poses_bounds.npy"]
+    if fmt == "iphone-colmap":
+        return sorted(str(f.relative_to(root)) for f in IPhoneLayout(root).colmap_dir.glob("*.bin"))
     layout = IPhoneLayout(root)
     files = [layout.scene_file, layout.dataset_file, layout.metadata_file, layout.extra_file,
              layout.split_file("train"), layout.split_file("val"), layout.camera_file("0_00001"),
@@ -142,9 +145,9 @@ def calibration_files(fmt: str, root: Path):
     return [str(f.relative_to(root)) for f in files]
 
 
-@pytest.mark.parametrize("fmt", ["enerf", "easyvolcap", "selfcap", "neural3dv", "iphone"])
+@pytest.mark.parametrize("fmt", ["enerf", "easyvolcap", "selfcap", "neural3dv", "iphone", "iphone-colmap"])
 def test_every_calibration_file_cut_short_is_a_format_error(scenes, tmp_path, fmt):
-    root = Path(shutil.copytree(scenes[fmt], tmp_path / fmt))
+    root = Path(shutil.copytree(scenes[fmt.split("-")[0]], tmp_path / fmt))
     parse(fmt, root)  # the whole files parse
     for relative in calibration_files(fmt, root):
         path = root / relative

@@ -13,6 +13,7 @@ import pycolmap
 
 from dataparsers.camera_conventions import require_finite, require_rotation
 from dataparsers.errors import DatasetFormatError
+from dataparsers.iphone.colmap_files import require_complete_model
 from dataparsers.iphone.scene_files import listed, read_json, require_fields
 
 CAMERA_FIELDS = ("orientation", "position", "focal_length", "principal_point", "skew", "pixel_aspect_ratio",
@@ -92,6 +93,7 @@ def camera_json(cam: FrameCamera) -> Dict[str, Any]:
 
 def read_colmap_cameras(sparse_dir: Path, frames: Sequence[str]) -> Dict[str, FrameCamera]:
     """Cameras of the images named ``<frame>.png`` in a COLMAP model (COLMAP units)."""
+    require_complete_model(sparse_dir)
     try:
         model = pycolmap.Reconstruction(str(sparse_dir))
     except Exception as err:  # pycolmap raises plain exceptions for unreadable models
