@@ -1,8 +1,9 @@
 """intri.yml / extri.yml text the way the datasets' own tools print it (not via cv2.FileStorage):
 
 - EasyMocap: ``%YAML:1.0`` header and CRLF line ends, quoted names, matrices with 6 decimals,
-  ``dist_`` as a 1×5 row, integer ``H_`` / ``W_``, and ``R_`` (Rodrigues), ``Rot_``, ``T_``;
-  some tools print ``Rot_`` with 3 decimals, which leaves it ~5e-4 off orthonormal.
+  ``dist_`` as a 1×5 row, no image size (its intrinsic calibration writes none; other tools add
+  integer ``H_`` / ``W_``), and ``R_`` (Rodrigues), ``Rot_``, ``T_``; some tools print ``Rot_``
+  with 3 decimals, which leaves it ~5e-4 off orthonormal.
 - EasyVolcap: the same layout with 10 decimals, real ``H_`` / ``W_``, ``D_`` as a 5×1 column.
 """
 
@@ -25,6 +26,7 @@ class Printing:
     decimals: int = 6
     rot_decimals: int = 6
     extri_keys: Sequence[str] = ("R_", "Rot_", "T_")
+    image_size: bool = True
 
 
 def matrix_lines(key: str, value: np.ndarray, decimals: int) -> List[str]:
@@ -45,7 +47,7 @@ def write_tool_calibration(root: Path, cameras: Dict[str, Calibration], style: S
         intri += matrix_lines(f"K_{name}", cam.K, printing.decimals)
         if style == "easymocap":
             intri += matrix_lines(f"dist_{name}", cam.distortion.reshape(1, 5), printing.decimals)
-            intri += [f"H_{name}: {cam.height}", f"W_{name}: {cam.width}"]
+            intri += [f"H_{name}: {cam.height}", f"W_{name}: {cam.width}"] if printing.image_size else []
         else:
             intri += [f"H_{name}: {cam.height:.10f}", f"W_{name}: {cam.width:.10f}"]
             intri += matrix_lines(f"D_{name}", cam.distortion.reshape(5, 1), printing.decimals)
@@ -60,5 +62,5 @@ def write_tool_calibration(root: Path, cameras: Dict[str, Calibration], style: S
     write_text(root / "extri.yml", extri)
 
 
-EASYMOCAP = Printing(decimals=6, rot_decimals=3)
+EASYMOCAP = Printing(decimals=6, rot_decimals=3, image_size=False)
 EASYVOLCAP = Printing(decimals=10, rot_decimals=10)
