@@ -15,11 +15,12 @@ renamed to ``<out>`` when complete, so an interrupted run never leaves a scene t
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Dict, List, Literal, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple
 
 import av
 import cv2
@@ -107,13 +108,15 @@ def render_camera(
     return media, truth
 
 
-def encode_mp4(path: Path, frames: Sequence[np.ndarray], fps: float, crf: int) -> None:
-    """H.264 (libx264, yuv444p) video of RGB uint8 frames."""
+def encode_mp4(path: Path, frames: Iterable[np.ndarray], fps: float, crf: int) -> None:
+    """H.264 (libx264, yuv444p) video of RGB uint8 frames (all of the first one's size)."""
+    frames = iter(frames)
+    first = next(frames)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv444p"
+        stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv444p"
         stream.options = {"crf": str(crf), "preset": "fast", "g": "12"}
-        for frame in frames:
+        for frame in itertools.chain([first], frames):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
 
