@@ -108,10 +108,14 @@ def score_tracks(predictions: TrackPredictions, annotations: TrackAnnotations, t
 
 def load_trained(config_path: Path) -> tuple[TrainerConfig, Pipeline]:
     """The run's config and pipeline with its last checkpoint (like nerfstudio's eval_setup,
-    which also works when the method is not registered as a nerfstudio plugin)."""
+    which also works when the method is not registered as a nerfstudio plugin), on the run's
+    device (``machine.device_type``), or the CPU when that is CUDA and there is none."""
     config = yaml.load(config_path.read_text(), Loader=yaml.Loader)
     config.load_dir = config.get_checkpoint_dir()
-    pipeline = config.pipeline.setup(device="cuda" if torch.cuda.is_available() else "cpu", test_mode="test")
+    device = config.machine.device_type
+    if device == "cuda" and not torch.cuda.is_available():
+        device = "cpu"
+    pipeline = config.pipeline.setup(device=device, test_mode="test")
     pipeline.eval()
     eval_load_checkpoint(config, pipeline)  # numpy scalars in it are allowed by importing splat4d
     return config, pipeline

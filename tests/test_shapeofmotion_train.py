@@ -32,6 +32,7 @@ def train(scene: Path, out: Path, steps: int) -> Path:
     control.warmup_steps, control.control_every, control.reset_opacity_every_n_controls = 20, 25, 4
     control.densify_xys_grad_threshold = 0.002  # a few densifications on these 96×72 images
     cfg.max_num_iterations = steps
+    cfg.machine.device_type = "cpu"  # thresholds are set on CPU; tests/test_cuda.py covers CUDA
     cfg.output_dir, cfg.vis = out, "tensorboard"
     cfg.steps_per_eval_image = cfg.steps_per_eval_all_images = cfg.steps_per_save = 10**9
     train_in_process(cfg)

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 
 def run(*args: str, cwd: Path) -> str:
     env = dict(os.environ, COLUMNS="200", PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")  # ffmpeg lives in the venv
+    env["CUDA_VISIBLE_DEVICES"] = ""  # CPU: the thresholds are set there; tests/test_cuda.py covers CUDA
     proc = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
