@@ -3,13 +3,16 @@
 Same inputs, outputs and semantics as ``raster_reference.rasterize_to_pixels_reference`` (and
 gsplat's CUDA kernels), with a hand-written backward. The C++ source
 (``csrc/rasterize_cpu.cpp``) is JIT-compiled with ``torch.utils.cpp_extension.load`` on first
-use (10-30 s with g++ -O3 -fopenmp; the build is cached in torch's extension directory,
+use (10-30 s with g++ -O3; the build is cached in torch's extension directory,
 ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``). ``load_extension()`` raises a
 ``RuntimeError`` when the build fails; callers then fall back to the pure-PyTorch reference.
 Setting ``SPLAT4D_DISABLE_CPU_KERNEL=1`` makes it fail on purpose (to exercise that fallback),
 ``SPLAT4D_VERBOSE_BUILD=1`` shows the compiler output.
 
-Work is split over (camera, tile) on torch's intra-op thread pool (``torch.set_num_threads``).
+Work is split over (camera, tile) on ``torch.get_num_threads()`` threads: the caller and helper
+threads of the kernel's own pool (``csrc/task_pool.h``), which sleep when idle instead of
+busy-waiting like torch's OpenMP pool, so training shares a busy machine fairly. The extension
+also holds the tile binning (``csrc/tiles_cpu.cpp``, used by ``tiles.intersect_tiles``).
 Pixels are processed in SIMD groups: 4 float lanes with the compiler's baseline instruction set
 (SSE2 on x86-64), or 8 with AVX2 when the CPU has it (detected at run time; built without FMA,
 so images are bit-identical either way; only the order of the per-Gaussian gradient sums
@@ -45,9 +48,11 @@ __all__ = ["load_extension", "rasterize_to_pixels_cpu", "simd_isa"]
 logger = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).resolve().parent / "csrc" / "rasterize_cpu.cpp"
+_SOURCES = [_SOURCE, _SOURCE.parent / "tiles_cpu.cpp"]  # (+ csrc/task_pool.h)
 _EXT_NAME = "splat4d_rasterize_cpu"
-_CFLAGS = ["-O3", "-fopenmp"]
-_LDFLAGS = ["-fopenmp"]
+# -pthread: the kernel's own helper threads (csrc/task_pool.h; not OpenMP, see there)
+_CFLAGS = ["-O3", "-pthread"]
+_LDFLAGS = ["-pthread"]
 
 _lock = threading.Lock()
 _ext = None
@@ -56,7 +61,7 @@ _error: Optional[str] = None  # a failed build is not retried in this process
 _FALLBACK_HINT = (
     "Use the pure-PyTorch reference instead: splat4d.raster_reference.rasterize_to_pixels_reference, "
     "or rasterize(..., backend='reference') (slow but identical). Building needs a C++17 compiler "
-    "(g++) with OpenMP and ninja (pip install ninja); set SPLAT4D_VERBOSE_BUILD=1 for the full log."
+    "(g++) and ninja (pip install ninja); set SPLAT4D_VERBOSE_BUILD=1 for the full log."
 )
 
 
@@ -110,7 +115,7 @@ def load_extension():
             start = time.perf_counter()
             ext = load(
                 name=_EXT_NAME,
-                sources=[str(_SOURCE)],
+                sources=[str(p) for p in _SOURCES],
                 extra_cflags=_CFLAGS,
                 extra_ldflags=_LDFLAGS,
                 verbose=os.environ.get("SPLAT4D_VERBOSE_BUILD", "") not in ("", "0"),

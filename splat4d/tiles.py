@@ -29,7 +29,28 @@ def intersect_tiles(
     height: int,
 ) -> Tuple[Tensor, Tensor]:
     """Returns ``isect_offsets`` [C, tile_h, tile_w] int32 (start of each tile's range) and
-    ``flatten_ids`` [M] int32 (indices into the flattened C*N Gaussians)."""
+    ``flatten_ids`` [M] int32 (indices into the flattened C*N Gaussians).
+
+    CPU tensors go to the compiled binning of ``raster_cpu``'s extension when it builds (the
+    same result in linear time: no sort of all intersections), everything else to PyTorch."""
+    if means2d.device.type == "cpu":
+        from splat4d import raster_cpu
+
+        try:
+            ext = raster_cpu.load_extension()
+        except RuntimeError:  # (rasterization warns once about the missing extension)
+            ext = None
+        if ext is not None:
+            offsets, flatten_ids = ext.isect_tiles(means2d, radii, depths, int(tile_size), int(width), int(height))
+            return offsets, flatten_ids
+    return intersect_tiles_torch(means2d, radii, depths, tile_size, width, height)
+
+
+@torch.no_grad()
+def intersect_tiles_torch(
+    means2d: Tensor, radii: Tensor, depths: Tensor, tile_size: int, width: int, height: int
+) -> Tuple[Tensor, Tensor]:
+    """``intersect_tiles`` in PyTorch (any device): every intersection enumerated and sorted."""
     C, N = radii.shape
     device = means2d.device
     tile_w, tile_h = tile_grid(width, height, tile_size)

@@ -20,7 +20,7 @@ from splat4d.projection import project_gaussians
 from splat4d.random_scene import random_scene
 from splat4d.raster_cpu import rasterize_to_pixels_cpu
 from splat4d.raster_reference import rasterize_to_pixels_reference
-from splat4d.tiles import intersect_tiles
+from splat4d.tiles import intersect_tiles, intersect_tiles_torch
 
 if shutil.which("c++") is None and shutil.which("g++") is None:
     pytest.skip("no C++ compiler: the compiled CPU rasterizer cannot be built here", allow_module_level=True)
@@ -359,6 +359,26 @@ def test_deterministic_across_thread_counts_and_layouts():
         assert torch.equal(result[0], one[0]) and torch.equal(result[1], one[1])
         for name in one[2]:
             assert torch.equal(result[2][name], one[2][name]), name
+
+
+@pytest.mark.parametrize(
+    "n, width, height, cams, tile, dtype",
+    [(2000, 96, 64, 2, 16, torch.float32), (400, 37, 29, 1, 8, torch.float32), (300, 30, 22, 2, 6, torch.float64)],
+)
+def test_compiled_tile_binning_matches_pytorch(n, width, height, cams, tile, dtype):
+    """The compiled binning (the CPU default) equals the PyTorch one exactly, depth ties, culled
+    and off-screen Gaussians included."""
+    s = random_scene(n, width, height, n_cameras=cams, scale_range=(0.01, 0.3), seed=1, dtype=dtype)
+    s.means[-50:] = s.means[-1]  # identical depths: ties go by index
+    s.means[:20, 2] = -5.0  # some behind the cameras
+    s.means[20:40, 0] += 10.0  # some off-screen
+    p = project_gaussians(s.means, s.quats, s.scales, s.viewmats, s.Ks, width, height)
+    assert (p.radii == 0).any()
+    got = intersect_tiles(p.means2d, p.radii, p.depths, tile, width, height)
+    want = intersect_tiles_torch(p.means2d, p.radii, p.depths, tile, width, height)
+    assert got[1].numel() > 0
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype == torch.int32 and torch.equal(g, w)
 
 
 def test_bad_inputs_raise():

@@ -26,8 +26,9 @@
 // each Gaussian's gradient summed over its pixels in SIMD registers. The final T comes from the
 // forward pass as is, not as 1 - render_alpha (which gsplat uses, losing precision near 1).
 //
-// Threads. (camera, tile) tasks are handed out dynamically (largest first) inside
-// at::parallel_for, so torch.set_num_threads is respected. Gradients are written per
+// Threads. (camera, tile) tasks are handed out dynamically (largest first) to the caller and
+// helper threads of task_pool.h (torch.get_num_threads() of them; not OpenMP, whose busy-waiting
+// collapses on a machine shared with other CPU-bound processes). Gradients are written per
 // intersection entry ([M, 8 + D]; every entry belongs to exactly one tile), then summed per
 // Gaussian serially in entry order: deterministic and independent of the thread count, no
 // atomics.
@@ -40,8 +41,9 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/utils/pybind.h>
 
+#include "task_pool.h"
+
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -205,8 +207,9 @@ struct Problem {
   double extent() const { return static_cast<double>(W + H + ts); }
 };
 
-// Runs fn(task) for every (camera, tile) task on torch's thread pool, most intersections first,
-// handing tasks out dynamically (tile costs are very uneven).
+// Runs fn(task) for every (camera, tile) task on the task pool (as many threads as
+// torch.get_num_threads()), most intersections first, handing tasks out dynamically (tile costs
+// are very uneven).
 template <typename S, typename Fn>
 void for_each_tile(const Problem<S>& p, const Fn& fn) {
   const int64_t n = p.n_tasks();
@@ -221,14 +224,11 @@ void for_each_tile(const Problem<S>& p, const Fn& fn) {
   }
   std::stable_sort(order.begin(), order.end(),
                    [&](int64_t l, int64_t r) { return cost[l] > cost[r]; });
-  std::atomic<int64_t> next{0};
-  // Small images run inline: waking the thread pool costs more than they do.
+  // Small images run inline: waking the helpers costs more than they do.
   const int64_t work = p.M + n * p.ts * p.ts / 16;
   const int64_t workers =
       std::max<int64_t>(1, std::min<int64_t>({static_cast<int64_t>(at::get_num_threads()), n, work / 4096}));
-  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
-    for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(order[i]);
-  });
+  splat4d_pool::pool().run(n, static_cast<int>(workers), [&](int64_t i) { fn(order[i]); });
 }
 
 }  // namespace
@@ -454,6 +454,11 @@ at::Tensor vexp_f32(const at::Tensor& x, bool allow_avx2) {
 }  // namespace
 }  // namespace splat4d_raster
 
+namespace splat4d_tiles {  // tiles_cpu.cpp
+std::vector<at::Tensor> isect_tiles(const at::Tensor& means2d, const at::Tensor& radii, const at::Tensor& depths,
+                                    int64_t tile_size, int64_t width, int64_t height);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "splat4d compiled CPU tile rasterizer (gsplat 1.4.0 rasterize_to_pixels semantics)";
   m.def("rasterize_fwd", &splat4d_raster::rasterize_fwd,
@@ -462,6 +467,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "backward: per-Gaussian gradients [C*N, 8+D]");
   m.def("vexp_f32", &splat4d_raster::vexp_f32, "the kernels' float32 exp (testing)");
   m.def("simd_isa", &splat4d_raster::simd_isa, "instruction set of the float32 kernels");
+  m.def("isect_tiles", &splat4d_tiles::isect_tiles, "tile binning: (isect_offsets, flatten_ids)");
 }
 
 #else  // SPLAT4D_RASTER_KERNEL_PASS
