@@ -236,8 +236,12 @@ def torch_index_args(spec: str, cuda_tag: Optional[str]) -> List[str]:
         if not re.fullmatch(r"cu\d{3,}", cuda_tag):
             raise SetupError(f"TORCH_CUDA_TAG must look like cu124, got {cuda_tag!r}")
         return ["--index-url", f"{TORCH_INDEX}/{cuda_tag}"]
-    build = choose_cuda_build(torch_release(spec), nvcc, gpu.driver_cuda)
+    release = torch_release(spec)
+    build = choose_cuda_build(release, nvcc, gpu.driver_cuda)
     print(f"cuda_setup: {gpu.describe()}, nvcc {nvcc}: torch for CUDA {build}", file=sys.stderr)
+    if release not in TORCH_CUDA_BUILDS:
+        print(f"cuda_setup: torch {release or spec} is not in splat4d's table of CUDA builds; if pip finds no "
+              f"{build.tag} build of it, choose one: make TORCH_CUDA_TAG=cu1XY setup", file=sys.stderr)  # fmt: skip
     return pip_torch_args(build)
 
 
