@@ -3,8 +3,10 @@ motion, calibration within 0.5° / 1 % of the rig's size after a similarity alig
 written scene loads with our SelfCap parser at the right times, stages resume from the cache,
 and bad input fails with a message naming the file."""
 
+import dataclasses
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from dataparsers.rig.sync import Signal, SyncError, estimate_lag, solve_clock_sh
 from dataparsers.synthetic.pose_alignment import pose_errors
 from dataparsers.synthetic.raw_rig import GROUND_TRUTH_FILE, RawRigConfig, write_raw_rig
 from dataparsers.synthetic.writers import encode_mp4
+from dataparsers.video import decode_frames, probe_video
 
 QUIET = Console(file=io.StringIO())
 
@@ -177,3 +180,21 @@ def test_sfm_failure_is_reported(tmp_path):
     plates = {f"cam{k}": rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for k in range(3)}
     with pytest.raises(CalibrationError, match="structure-from-motion"):
         calibrate(plates, {n: (160, 120) for n in plates}, tmp_path / "colmap", CalibrationSettings(num_threads=2))
+
+
+def test_metric_scale_frame_range_and_resolution(built, tmp_path):
+    cmd, summary = built
+    out = tmp_path / "scene"
+    shutil.copytree(cmd.out / cli.WORK_DIR, out / cli.WORK_DIR)  # reuses the scan, sync and calibration
+    scaled_cmd = dataclasses.replace(cmd, out=out, known_distance=("cam0", "cam1", 2.0), downscale=2.0, frame_count=4)
+    scaled = build_rig_scene(scaled_cmd, QUIET)
+    assert scaled.frame_count == 4 and scaled.offsets == summary.offsets and scaled.metric_scale > 0
+    before = read_calibration(cmd.out / "optimized" / "intri.yml", cmd.out / "optimized" / "extri.yml")
+    after = read_calibration(out / "optimized" / "intri.yml", out / "optimized" / "extri.yml")
+    centre = {n: -c.w2c[:3, :3].T @ c.w2c[:3, 3] for n, c in after.items()}
+    assert np.linalg.norm(centre["cam0"] - centre["cam1"]) == pytest.approx(2.0, rel=1e-6)
+    assert (after["cam3"].width, after["cam3"].height) == (160, 120)
+    assert np.allclose(after["cam3"].K[:2], before["cam3"].K[:2] / 2)
+    info = probe_video(out / "videos" / "cam3.mp4")
+    assert (info.width, info.height) == (160, 120)
+    assert sum(1 for _ in decode_frames(out / "videos" / "cam3.mp4", 0, None)) == 4
