@@ -104,13 +104,17 @@ class GpuCheck:
         sizes = TINY if self.tiny else FULL
         report: Dict = {"device": device_name(self.device), "torch": torch.__version__, "steps": self.steps}
         if self.device == "cuda":
-            report["gsplat_load_s"] = timed(require_gsplat_cuda)
+            try:
+                report["gsplat_load_s"] = timed(require_gsplat_cuda)
+            except RuntimeError as err:  # no nvcc, failed build: the message says what to do
+                print(err, file=sys.stderr)
+                return 1
             report["cuda_tests"] = run_cuda_tests()
         multiview, monocular = self.scenes(sizes)
         runs = [
-            self.train("sharptime", multiview, sharptime_config(multiview, sizes)),
-            self.train("splatfacto", multiview, splatfacto_config(multiview, sizes, self.device)),
-            self.train("shapeofmotion", monocular, shapeofmotion_config(monocular, sizes)),
+            self.train("sharptime", multiview, sharptime_config(multiview, sizes), sizes),
+            self.train("splatfacto", multiview, splatfacto_config(multiview, sizes, self.device), sizes),
+            self.train("shapeofmotion", monocular, shapeofmotion_config(monocular, sizes), sizes),
         ]
         report["runs"] = [asdict(r) for r in runs]
         report["step_ratio"] = runs[0].ms_per_step / runs[1].ms_per_step
@@ -136,7 +140,7 @@ class GpuCheck:
                                                              supersample=1))  # fmt: skip
         return multiview, monocular
 
-    def train(self, method: str, scene: Path, config) -> RunResult:
+    def train(self, method: str, scene: Path, config, sizes: Sizes) -> RunResult:
         config.machine.device_type = self.device
         config.max_num_iterations = self.steps
         config.output_dir, config.experiment_name, config.vis = self.out_dir / "runs", method, "tensorboard"
@@ -150,21 +154,21 @@ class GpuCheck:
         peak = torch.cuda.max_memory_allocated() / 2**20 if self.device == "cuda" else None
         model = trainer.pipeline.model
         camera = trainer.pipeline.datamanager.train_dataset.cameras[0:1].to(self.device)
-        fps = render_fps(model, camera, TINY.fps_renders if self.tiny else FULL.fps_renders, self.device)
+        fps = render_fps(model, camera, sizes.fps_renders, self.device)
         size = f"{int(camera.width)}×{int(camera.height)}"
         return RunResult(method, scene.name, self.steps, 1000.0 * seconds / self.steps, peak,
                          len(model.gauss_params["means"]), fps, size)  # fmt: skip
 
 
 # ----- configurations -----
-def common(config, scene: Path) -> None:
+def set_scene(config, scene: Path) -> None:
     config.pipeline.datamanager.data = scene
     config.pipeline.datamanager.dataparser.data = scene
 
 
 def sharptime_config(scene: Path, sizes: Sizes):
     config = copy.deepcopy(sharptime.config)
-    common(config, scene)
+    set_scene(config, scene)
     config.pipeline.datamanager.init = "random"  # the same start as splatfacto's
     config.pipeline.model.num_random = sizes.init_gaussians
     return config
@@ -174,7 +178,7 @@ def splatfacto_config(scene: Path, sizes: Sizes, device: str):
     """SharpTimeGS's data pipeline with nerfstudio's splatfacto model (its gsplat calls need CUDA;
     on the CPU splat4d's DynamicSplatModel, the same model through our rasterizer)."""
     config = copy.deepcopy(sharptime.config)
-    common(config, scene)
+    set_scene(config, scene)
     config.method_name = "splatfacto"
     config.pipeline.datamanager.init = "random"
     model_type = SplatfactoModelConfig if device == "cuda" else DynamicSplatModelConfig
