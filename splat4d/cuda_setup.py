@@ -150,7 +150,7 @@ FORCE_CPU_HINT = f"({FORCE_CPU_ENV}=1 make setup installs the CPU-only set-up in
 
 def toolkit_install_hint(cuda: Optional[CudaVersion]) -> str:
     version = str(cuda) if cuda is not None else "12.x"
-    return (f"install the CUDA toolkit {version} (e.g. `conda install -c nvidia cuda-toolkit={version}`, or "
+    return (f"Install the CUDA toolkit {version} (e.g. `conda install -c nvidia cuda-toolkit={version}`, or "
             f"NVIDIA's `cuda-toolkit-{version.replace('.', '-')}` package)")  # fmt: skip
 
 
@@ -161,13 +161,13 @@ def missing_nvcc_message(gpu: GpuInfo, off_path: Optional[str]) -> str:
         return (head + f"nvcc is not on PATH (there is one at {off_path}); gsplat compiles its CUDA kernels "
                 f"by running `nvcc`. Run `export PATH={folder}:$PATH` and `make setup` again. {FORCE_CPU_HINT}")  # fmt: skip
     return (head + "no CUDA toolkit (nvcc): gsplat, which renders on the GPU, compiles its CUDA kernels with "
-            f"nvcc on first use. {toolkit_install_hint(gpu.driver_cuda).capitalize()}, put its bin/ on PATH "
+            f"nvcc on first use. {toolkit_install_hint(gpu.driver_cuda)}, put its bin/ on PATH "
             f"and run `make setup` again. {FORCE_CPU_HINT}")  # fmt: skip
 
 
 def driver_too_old_message(driver_cuda: CudaVersion, nvcc: CudaVersion) -> str:
-    return (f"the NVIDIA driver supports CUDA up to {driver_cuda} but nvcc is CUDA {nvcc}: update the driver, or "
-            f"{toolkit_install_hint(driver_cuda)} and put it first on PATH, then run `make setup` again.")  # fmt: skip
+    return (f"the NVIDIA driver supports CUDA up to {driver_cuda} but nvcc is CUDA {nvcc}: update the driver, or use an older "
+            f"toolkit. {toolkit_install_hint(driver_cuda)} and put it first on PATH, then run `make setup` again.")  # fmt: skip
 
 
 def no_matching_build_message(release: Optional[str], builds: Sequence[CudaVersion], nvcc: CudaVersion,
@@ -180,8 +180,9 @@ def no_matching_build_message(release: Optional[str], builds: Sequence[CudaVersi
 
 
 def major_mismatch_message(torch_version: str, torch_cuda: str, nvcc: CudaVersion) -> str:
+    hint = toolkit_install_hint(CudaVersion.parse(torch_cuda))
     return (f"torch {torch_version} is built for CUDA {torch_cuda} but nvcc is CUDA {nvcc}: gsplat cannot "
-            f"compile its kernels when the major versions differ. {toolkit_install_hint(CudaVersion.parse(torch_cuda)).capitalize()} "
+            f"compile its kernels when the major versions differ. {hint} "
             f"and put it first on PATH, or reinstall torch for CUDA {nvcc.major} "
             f"(rm -r .venv; make TORCH_CUDA_TAG={nvcc.tag} setup), then run `make setup` again.")  # fmt: skip
 

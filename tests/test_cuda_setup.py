@@ -79,11 +79,15 @@ def test_messages_name_the_fix():
     gpu = cuda_setup.parse_nvidia_smi(SMI, SMI_LIST)
     missing = cuda_setup.missing_nvcc_message(gpu, None)
     assert "no CUDA toolkit (nvcc)" in missing and "cuda-toolkit=12.4" in missing and "make setup" in missing
+    assert "Install the CUDA toolkit 12.4" in missing and "NVIDIA's `cuda-toolkit-12-4`" in missing
     assert "SPLAT4D_FORCE_CPU_SETUP=1" in missing
     off_path = cuda_setup.missing_nvcc_message(gpu, "/usr/local/cuda/bin/nvcc")
     assert "not on PATH" in off_path and "export PATH=/usr/local/cuda/bin:$PATH" in off_path
     mismatch = cuda_setup.major_mismatch_message("2.5.1+cu124", "12.4", V("11.8"))
     assert "built for CUDA 12.4 but nvcc is CUDA 11.8" in mismatch and "TORCH_CUDA_TAG=cu118" in mismatch
+    assert "Install the CUDA toolkit 12.4" in mismatch
+    too_old = cuda_setup.driver_too_old_message(V("11.8"), V("12.4"))
+    assert "update the driver, or use an older toolkit. Install the CUDA toolkit 11.8" in too_old
 
 
 def test_detection_and_cpu_stages_do_nothing_without_a_gpu(monkeypatch):
@@ -113,8 +117,9 @@ def test_gpu_without_nvcc_fails_early(monkeypatch):
 
 def test_torch_index_stage_runs_as_a_file_on_this_machine():
     """How the Makefile calls it, before torch is installed: prints nothing on a CPU machine."""
+    env = {"PATH": "/usr/bin:/bin", cuda_setup.FORCE_CPU_ENV: "1"}
     proc = subprocess.run([sys.executable, str(ROOT / "splat4d/cuda_setup.py"), "torch-index", "torch==2.5.1"],
-                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", cuda_setup.FORCE_CPU_ENV: "1"})  # fmt: skip
+                          capture_output=True, text=True, env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
 
