@@ -18,7 +18,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Tuple
+from typing import Dict, Literal, Optional, Tuple
 
 import numpy as np
 import pycolmap
@@ -105,7 +105,7 @@ def main() -> None:
     try:
         summary = build_rig_scene(cmd, console)
     except (DatasetFormatError, ValueError, RuntimeError) as err:
-        console.print(f"[bold red]splat4d-rig: {err}")
+        console.print(f"splat4d-rig: {err}", style="bold red", markup=False, highlight=False)
         raise SystemExit(1) from err
     print_summary(summary, console)
     console.print(f"[bold green]wrote {cmd.out}[/]: train with  ns-train sharptime --data {cmd.out}")
@@ -116,7 +116,8 @@ def find_videos(folder: Path) -> Dict[str, Path]:
         raise DatasetFormatError(folder, "is not a folder of videos")
     videos = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()}
     if len(videos) < 2:
-        raise DatasetFormatError(folder, f"has {len(videos)} video(s) ({', '.join(VIDEO_SUFFIXES)}); a rig needs at least 2")
+        found = f"has {len(videos)} video(s) ({', '.join(VIDEO_SUFFIXES)})"
+        raise DatasetFormatError(folder, f"{found}; a rig needs at least 2")
     for name, path in videos.items():
         if not name.replace("-", "").replace("_", "").isalnum():
             raise DatasetFormatError(path, "camera names (file stems) may use only letters, digits, '-' and '_'")
@@ -157,8 +158,9 @@ def build_rig_scene(cmd: RigCommand, console: Console) -> RigSummary:
         frame_count=frames.count,
         metric_scale=scale,
     )
+    calibration = {n: _calibration_json(c.calibration) for n, c in cameras.items()}
     write_key = stages.stage_key(summary=asdict(summary), downscale=cmd.downscale, crf=cmd.video_crf,
-                                 calibration={n: _calibration_json(c.calibration) for n, c in cameras.items()})  # fmt: skip
+                                 calibration=calibration)  # fmt: skip
     summary_path = cmd.out / SUMMARY_FILE
     if summary_path.is_file() and json.loads(summary_path.read_text()).get("key") == write_key:
         console.print("write: the scene is up to date")
@@ -246,7 +248,8 @@ def calibrate_rig(
 
 def print_summary(summary: RigSummary, console: Console) -> None:
     table = Table(title=f"rig: sync from {summary.sync_source}, {summary.frame_count} frames at {summary.fps:g} fps")
-    for column in ("camera", "offset (frames)", "sync confidence", "reprojection error (px)", "3D points", "first frame"):
+    columns = ("camera", "offset (frames)", "sync confidence", "reprojection error (px)", "3D points", "first frame")
+    for column in columns:
         table.add_column(column, justify="right")
     for name in summary.offsets:
         table.add_row(
