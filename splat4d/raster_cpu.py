@@ -48,7 +48,7 @@ __all__ = ["load_extension", "rasterize_to_pixels_cpu", "simd_isa"]
 logger = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).resolve().parent / "csrc" / "rasterize_cpu.cpp"
-_SOURCES = [_SOURCE, _SOURCE.parent / "tiles_cpu.cpp"]  # (+ csrc/task_pool.h)
+_SOURCES = [_SOURCE, _SOURCE.parent / "tiles_cpu.cpp", _SOURCE.parent / "fma_peak.cpp"]  # (+ task_pool.h)
 _EXT_NAME = "splat4d_rasterize_cpu"
 # -pthread: the kernel's own helper threads (csrc/task_pool.h; not OpenMP, see there)
 _CFLAGS = ["-O3", "-pthread"]
