@@ -61,6 +61,9 @@ class RigCommand:
     such pair stops the run."""
     audio_rate: int = 16000
     """Audio is decoded at this sample rate (Hz) for sync."""
+    sync_window: float = 120.0
+    """Only the first this many seconds of every camera's signal are correlated (every pair of
+    cameras is, so long windows cost time); must exceed max_offset."""
     frame_start: Optional[int] = None
     """First frame written, in the reference camera's frames (None: the first all cameras cover)."""
     frame_count: Optional[int] = None
@@ -125,6 +128,8 @@ def find_videos(folder: Path) -> Dict[str, Path]:
 
 
 def build_rig_scene(cmd: RigCommand, console: Console) -> RigSummary:
+    if cmd.sync_window <= cmd.max_offset:
+        raise ValueError(f"--sync-window ({cmd.sync_window} s) must exceed --max-offset ({cmd.max_offset} s)")
     videos = find_videos(cmd.videos)
     reference = cmd.reference if cmd.reference is not None else next(iter(videos))
     if reference not in videos:
@@ -208,7 +213,7 @@ def synchronise(
     console: Console,
 ) -> Tuple[ClockShifts, str]:
     key = stages.stage_key(scans=scan_keys, sync=cmd.sync, reference=reference, max_offset=cmd.max_offset,
-                           min_confidence=cmd.min_confidence, rate=cmd.audio_rate)  # fmt: skip
+                           min_confidence=cmd.min_confidence, rate=cmd.audio_rate, window=cmd.sync_window)  # fmt: skip
     cached = stages.load_json(work, "sync", key)
     if cached is not None:
         pairs = [PairLag(tuple(p["cameras"]), p["shift"], p["confidence"]) for p in cached["pairs"]]
@@ -225,6 +230,7 @@ def synchronise(
             source = "audio"
     if signals is None:
         signals = {n: scan.motion_signal() for n, scan in scans.items()}
+    signals = {n: signal.first(cmd.sync_window) for n, signal in signals.items()}
     with console.status(f"sync: correlating {source} signals"):
         shifts = solve_clock_shifts(signals, reference, cmd.max_offset, cmd.min_confidence)
     stages.save_json(work, "sync", key, {**asdict(shifts), "source": source})

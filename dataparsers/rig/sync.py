@@ -33,6 +33,10 @@ class Signal:
     start: float
     """Time of sample 0 in seconds after the camera's video frame 0 (the camera's own clock)."""
 
+    def first(self, seconds: float) -> "Signal":
+        """The signal's first ``seconds``."""
+        return Signal(self.values[: max(1, int(round(seconds * self.rate)))], self.rate, self.start)
+
 
 @dataclass(frozen=True)
 class Lag:
