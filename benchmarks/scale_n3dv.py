@@ -12,35 +12,54 @@ Stages (``--stages``, run in the order given; each is a function in ``STAGES``):
   written once under ``data/scale_n3dv/<size>/`` and reused; the cameras are rendered by
   ``--workers`` processes into ``<size>.parts/``, which survives an interruption (finished cameras
   are kept, a rerun renders only the missing ones) and is renamed to ``<size>`` when complete.
-  The default is 60 frames, not Neural3DV's 300: the numpy ray caster takes about 2 s per
-  1352×1014 frame and core, so the full 6000 frames would take about 1.5 h on the 2-core
-  development machine; 1200 frames fit in about 25 min. The scene's motion plays over however
-  many frames are rendered, so 60 frames move like the 300-frame clip sampled every 5th frame.
+  The default is 12 frames, not Neural3DV's 300: the numpy ray caster takes about 2 s per
+  1352×1014 frame on an idle core (about 15 s on the shared development machine at a load of
+  11-13), so 20 × 300 frames would take about 1.7 h on two idle cores, and on the shared machine
+  20 × 24 frames already took over 2 h; 20 × 12 fit in about 30 min there. The scene's motion
+  plays over however many frames are rendered, so 12 frames move like the 300-frame clip
+  sampled every 27th frame (``--frames 300`` renders the full size where time allows).
 
-Results are printed as a table and, with ``--json``, written as JSON.
+- ``init``: the velocity-aware initialization as ``ns-train sharptime`` runs it (the
+  SharpTimeGS datamanager on the Neural3DV dataparser at full resolution, cam00 held out), not
+  cached; prints the wall time of each stage and the peak memory (proportional set size summed
+  over this process and its frame workers, sampled every 0.5 s), and its accuracy against the
+  ground truth: reprojection error, distance of the points to the true surfaces, static/dynamic
+  split accuracy and velocity error (:func:`evaluate_init`). ``--init-frames`` limits it to the
+  first frames (then the times are also extrapolated to Neural3DV's 300 frames).
+
+Results are printed and, with ``--json``, written as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+import psutil
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from dataparsers.synthetic.ground_truth import GROUND_TRUTH_DIR, write_scene_ground_truth
+from dataparsers.multiview import MultiViewAutoDataParserConfig
+from dataparsers.neural3dv import Neural3DVDataParserConfig
+from dataparsers.synthetic.ground_truth import GROUND_TRUTH_DIR, GroundTruth, load_ground_truth, write_scene_ground_truth
 from dataparsers.synthetic.rig import RigConfig, camera_rig
 from dataparsers.synthetic.scene import default_scene
 from dataparsers.synthetic.writers import NATIVE_FPS, encode_mp4, llff_row, synchronized
+from sharptime_ns.datamanager import SharpTimeDatamanagerConfig
+from sharptime_ns.init import InitPoints, MultiViewFrames, VelocityInitConfig, compute_geometry, to_init_points
+from sharptime_ns.temporal import motion_factor
 
 CONSOLE = Console()
 DATA_ROOT = Path("data/scale_n3dv")
@@ -152,8 +171,198 @@ def stage_generate(args: argparse.Namespace, results: Dict) -> None:
                             generate_seconds=None if existed else seconds)  # fmt: skip
 
 
+# ----- init -----
+
+
+class PeakMemory:
+    """Peak of the proportional set size (PSS: shared pages split between their processes) summed
+    over this process and its descendants, sampled every ``interval`` seconds while inside."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval, self.peak = interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def sample() -> int:
+        me = psutil.Process()
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                total += p.memory_full_info().pss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.sample())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self.peak = self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.sample())
+
+
+def training_frames(scene: Path, max_frames: Optional[int]) -> Tuple[MultiViewFrames, np.ndarray, float]:
+    """The frames the velocity-aware init sees in ``ns-train sharptime --data <scene>`` (the
+    SharpTimeGS datamanager on the Neural3DV dataparser at full resolution, cam00 held out), and
+    the dataparser's transform [3, 4] and scale from the scene's world to the training world."""
+    dataparser = MultiViewAutoDataParserConfig(
+        data=scene, neural3dv=Neural3DVDataParserConfig(downscale=1.0, frame_count=max_frames)
+    )
+    datamanager = SharpTimeDatamanagerConfig(dataparser=dataparser, init="random").setup(device="cpu", test_mode="val")
+    outputs = datamanager.train_dataparser_outputs
+    return datamanager.multiview_frames(), outputs.dataparser_transform.numpy(), float(outputs.dataparser_scale)
+
+
+def to_scene_world(points: InitPoints, transform: np.ndarray, scale: float) -> InitPoints:
+    """Points and velocities from the training world (x' = scale · (R x + t)) back to the scene's."""
+    R, t = transform[:, :3].astype(np.float64), transform[:, 3].astype(np.float64)
+    means = (points.means.astype(np.float64) / scale - t) @ R
+    velocities = (points.velocities.astype(np.float64) / scale) @ R
+    return dataclasses.replace(points, means=means.astype(np.float32), velocities=velocities.astype(np.float32))
+
+
+def frame_of(times: np.ndarray, num_frames: int) -> np.ndarray:
+    """Frame index of normalized times over ``num_frames`` frames."""
+    return np.round(np.asarray(times, np.float64) * (num_frames - 1)).astype(np.int64)
+
+
+def evaluate_init(gt: GroundTruth, frames: MultiViewFrames, points: InitPoints, num_frames: int) -> Dict[str, float]:
+    """Accuracy of initial points (``points`` in frame time units) against the ground truth.
+
+    Each point is looked up in the training camera where its depth best matches the true depth
+    at its projection, at its own frame (dynamic points) or at the best of five frames spread
+    over the sequence (static points): that relative depth residual and the true object there
+    (static background or a moving object). Split accuracy counts points on true surfaces
+    (residual < 3 %) whose object moves at least a pixel per frame or is static; velocity errors
+    compare dynamic points on moving objects with the true motion (central difference over
+    the neighbouring frames, per frame). Points beyond the scene's background sphere (the init's
+    far background shell) are left out."""
+    scene = gt.scene()
+    inside = np.linalg.norm(points.means, axis=1) < scene.background_radius  # not the far background shell
+    points = dataclasses.replace(points, **{f.name: getattr(points, f.name)[inside] for f in dataclasses.fields(points)})
+    xyz = points.means.astype(np.float64)
+    dyn = points.is_dynamic
+    own = frame_of(points.times / (num_frames - 1), num_frames)
+    static_frames = np.unique(np.linspace(0, num_frames - 1, 5).round().astype(int))
+    residual = np.full(len(xyz), np.inf)
+    label = np.full(len(xyz), -2)
+    best_frame = own.copy()
+    best_px = np.zeros(len(xyz))  # pixels per world unit at the point, in its best camera
+    for name in frames.camera_names:
+        cam = gt.cameras[name]
+        with np.load(gt.folder / f"{name}.npz") as data:
+            depth, object_id = data["depth"], data["object_id"]
+        uv, z = cam.project(xyz)
+        ix, iy = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
+        inside = (ix >= 0) & (ix < cam.width) & (iy >= 0) & (iy < cam.height) & (z > 0)
+        for f in range(num_frames):
+            sel = np.flatnonzero(inside & ((dyn & (own == f)) | (~dyn & np.isin(f, static_frames))))
+            if len(sel) == 0:
+                continue
+            res = np.abs(z[sel] - depth[f, iy[sel], ix[sel]]) / z[sel]
+            better = res < residual[sel]
+            b = sel[better]
+            residual[b], label[b], best_frame[b] = res[better], object_id[f, iy[b], ix[b]], f
+            best_px[b] = cam.K[0, 0] / z[b]
+    on_surface = residual < 0.03
+    moving = np.flatnonzero(on_surface & (label >= 0))
+    true_velocity = np.zeros_like(xyz)
+    for f, oid in {(int(best_frame[i]), int(label[i])) for i in moving}:
+        sel = moving[(best_frame[moving] == f) & (label[moving] == oid)]
+        a, b = max(f - 1, 0), min(f + 1, num_frames - 1)
+        track = scene.track_points(xyz[sel], np.full(len(sel), oid), f, np.array([a, b], float))
+        true_velocity[sel] = (track[1] - track[0]) / max(b - a, 1)
+    speed_px = np.linalg.norm(true_velocity, axis=1) * best_px
+    clear = on_surface & ((label == -1) | ((label >= 0) & (speed_px >= 1.0)))
+    correct = np.where(dyn, label >= 0, label == -1)
+    f = motion_factor(torch.from_numpy(points.tscales.astype(np.float64)), torch.from_numpy(points.radii.astype(np.float64)))
+    measured = points.velocities / f.numpy()[:, None]
+    vel = np.flatnonzero(dyn & on_surface & (label >= 0) & (speed_px >= 1.0))
+    err = np.linalg.norm(measured[vel] - true_velocity[vel], axis=1)
+    speed = np.linalg.norm(true_velocity[vel], axis=1)
+    cos = np.sum(measured[vel] * true_velocity[vel], axis=1) / np.maximum(np.linalg.norm(measured[vel], axis=1) * speed, 1e-12)
+    return dict(
+        points=len(xyz),
+        background_shell_points=int((~inside).sum()),
+        dynamic_points=int(dyn.sum()),
+        median_surface_residual=float(np.median(residual[np.isfinite(residual)])),
+        on_surface_fraction=float(on_surface.mean()),
+        split_accuracy=float(correct[clear].mean()),
+        dynamic_precision=float(correct[clear & dyn].mean()),
+        static_precision=float(correct[clear & ~dyn].mean()),
+        velocity_points=len(vel),
+        velocity_median_relative_error=float(np.median(err / speed)) if len(vel) else float("nan"),
+        velocity_direction_ok=float(np.mean(cos > 0.8)) if len(vel) else float("nan"),
+    )
+
+
+INIT_STAGES = ("images", "masks", "features", "matching", "triangulation", "split", "velocities", "background")
+
+
+def stage_init(args: argparse.Namespace, results: Dict) -> None:
+    size = SceneSize(args.cameras, args.frames, args.width, args.height)
+    scene = args.data_root / size.name
+    if not scene.is_dir():
+        raise FileNotFoundError(f"{scene} does not exist: run the generate stage first")
+    frames, transform, scale = training_frames(scene, args.init_frames)
+    num_frames, num_cams = len(frames.image_paths), len(frames.camera_names)
+    config = dataclasses.replace(VelocityInitConfig(), use_cache=False, **dict(args.init_option))
+    CONSOLE.print(f"velocity-aware init on {num_cams} cameras × {num_frames} frames of {scene}")
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        geometry = compute_geometry(frames, config)
+    wall = time.perf_counter() - start
+    points = to_init_points(geometry, config, time_scale=float(num_frames - 1))
+    accuracy = evaluate_init(load_ground_truth(scene), frames, to_scene_world(points, transform, scale), num_frames)
+    stats = geometry.stats
+    seconds = {stage: stats.get(f"seconds_{stage}", 0.0) for stage in INIT_STAGES}
+    row = dict(
+        cameras=num_cams, frames=num_frames, workers=int(stats["frame_workers"]), wall_seconds=wall,
+        frames_wall_seconds=stats["frames_wall_seconds"], stage_seconds=seconds, peak_pss_gb=memory.peak / 2**30,
+        extrapolated_300_frames_minutes=wall * NEURAL3DV_FRAMES / num_frames / 60,
+        mean_reprojection_error=stats["mean_reprojection_error"],
+        velocity_matched_fraction=stats["velocity_matched_fraction"],
+        config={k: v for k, v in dict(args.init_option).items()}, **accuracy,
+    )  # fmt: skip
+    results["init"] = row
+    per_frame = ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
+    CONSOLE.print(
+        f"init: {wall:.0f} s wall ({wall / num_frames:.1f} s per frame; {NEURAL3DV_FRAMES} frames: "
+        f"~{row['extrapolated_300_frames_minutes']:.0f} min), peak memory {row['peak_pss_gb']:.2f} GiB, "
+        f"{row['workers']} frame workers\n"
+        f"  stage seconds (frame stages summed over the workers): {per_frame}\n"
+        f"  accuracy: reprojection {row['mean_reprojection_error']:.2f} px, surface residual median "
+        f"{accuracy['median_surface_residual']:.4f} ({100 * accuracy['on_surface_fraction']:.0f}% < 3%), split "
+        f"{accuracy['split_accuracy']:.3f} (dynamic precision {accuracy['dynamic_precision']:.3f}, static "
+        f"{accuracy['static_precision']:.3f}), velocity median relative error "
+        f"{accuracy['velocity_median_relative_error']:.3f} ({100 * accuracy['velocity_direction_ok']:.0f}% within "
+        f"cos > 0.8; {100 * row['velocity_matched_fraction']:.0f}% of dynamic points matched across frames)"
+    )
+
+
+def init_option(text: str) -> Tuple[str, object]:
+    """``name=value`` for a VelocityInitConfig field (value parsed as JSON when it parses)."""
+    name, _, value = text.partition("=")
+    if name not in {f.name for f in dataclasses.fields(VelocityInitConfig)}:
+        raise argparse.ArgumentTypeError(f"unknown VelocityInitConfig field {name!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 STAGES: Dict[str, Callable[[argparse.Namespace, Dict], None]] = {
     "generate": stage_generate,
+    "init": stage_init,
 }
 
 
@@ -161,11 +370,14 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stages", nargs="+", choices=list(STAGES), default=list(STAGES), help="stages to run, in order")
     p.add_argument("--cameras", type=int, default=20, help="cameras of the rig (cam00 is held out)")
-    p.add_argument("--frames", type=int, default=60, help="frames per camera (Neural3DV: 300)")
+    p.add_argument("--frames", type=int, default=12, help="frames per camera (Neural3DV: 300)")
     p.add_argument("--width", type=int, default=1352)
     p.add_argument("--height", type=int, default=1014)
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes rendering cameras")
     p.add_argument("--data-root", type=Path, default=DATA_ROOT, help="where generated scenes are kept")
+    p.add_argument("--init-frames", type=int, default=None, help="init on the first N frames only (default: all)")
+    p.add_argument("--init-option", type=init_option, action="append", default=[], metavar="FIELD=VALUE",
+                   help="VelocityInitConfig override, e.g. frame_stride=2 (repeatable)")  # fmt: skip
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     return p.parse_args(argv)
 

@@ -1,19 +1,23 @@
 """Per-time-step point clouds by multi-view triangulation with known poses (pycolmap ≥ 3.12 / 4.x).
 
 For one time step: the synchronized images of all cameras go into a fresh COLMAP database
-(SIFT, ``pycolmap.extract_features``), are matched exhaustively (``pycolmap.match_exhaustive``,
-with geometric verification), and ``pycolmap.triangulate_points`` triangulates the verified
-tracks in a :class:`pycolmap.Reconstruction` holding the known PINHOLE cameras and the known,
-fixed ``cam_from_world`` poses (no SfM: poses and intrinsics are never refined). Everything
-runs on the CPU with ``num_threads`` threads.
+(SIFT, ``pycolmap.extract_features``), are matched (``pycolmap.match_image_pairs``, with
+geometric verification) for the pairs of :func:`rig_pairs` (each camera with its nearest rig
+neighbours, from the known poses; or all pairs), and ``pycolmap.triangulate_points``
+triangulates the verified tracks in a :class:`pycolmap.Reconstruction` holding the known PINHOLE
+cameras and the known, fixed ``cam_from_world`` poses (no SfM: poses and intrinsics are never
+refined). SIFT extraction and matching run on the GPU when pycolmap is a CUDA build
+(``pycolmap.has_cuda``, e.g. ``pycolmap-cuda12``) unless ``sift_gpu="off"``; everything else on the
+CPU with ``num_threads`` threads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, List
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -87,20 +91,71 @@ def quiet_colmap(min_level: int = 2) -> Iterator[None]:
         pycolmap.logging.minloglevel = old
 
 
-def _extraction_options(config: "VelocityInitConfig") -> pycolmap.FeatureExtractionOptions:
+@contextlib.contextmanager
+def timed(timings: Optional[Dict[str, float]], stage: str) -> Iterator[None]:
+    """Add the seconds spent inside to ``timings[stage]`` (no-op when timings is None)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+def use_gpu(config: "VelocityInitConfig") -> bool:
+    """Whether SIFT extraction and matching run on the GPU: pycolmap's CUDA build, unless disabled."""
+    if config.sift_gpu not in ("auto", "off"):
+        raise ValueError(f"unknown sift_gpu {config.sift_gpu!r} (expected 'auto' or 'off')")
+    return config.sift_gpu == "auto" and bool(getattr(pycolmap, "has_cuda", False))
+
+
+def _device(config: "VelocityInitConfig") -> pycolmap.Device:
+    return pycolmap.Device.cuda if use_gpu(config) else pycolmap.Device.cpu
+
+
+def rig_pairs(w2c: np.ndarray, neighbors: int) -> List[Tuple[int, int]]:
+    """Camera index pairs (i < j) to match: each camera with its ``neighbors`` nearest cameras
+    (camera-centre distance, ties broken by the angle between the optical axes), symmetrized;
+    all pairs when ``neighbors`` <= 0 or covers every other camera."""
+    n = len(w2c)
+    if neighbors <= 0 or neighbors >= n - 1:
+        return [(i, j) for i in range(n) for j in range(i + 1, n)]
+    R = w2c[:, :3, :3]
+    centres = -np.einsum("cji,cj->ci", R, w2c[:, :3, 3])
+    axes = R[:, 2, :]  # optical axes (camera z) in world coordinates
+    distance = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+    angle = np.arccos(np.clip(axes @ axes.T, -1.0, 1.0))
+    cost = distance / max(float(np.median(distance[distance > 0])), 1e-12) + 1e-3 * angle
+    np.fill_diagonal(cost, np.inf)
+    pairs = set()
+    for i, row in enumerate(np.argsort(cost, axis=1)[:, :neighbors]):
+        pairs.update((min(i, int(j)), max(i, int(j))) for j in row)
+    return sorted(pairs)
+
+
+def first_octave(width: int, height: int, config: "VelocityInitConfig") -> int:
+    """SIFT's first octave for images of this size (see ``VelocityInitConfig.sift_upsample_below``)."""
+    side = max(width, height)
+    if config.sift_max_image_size > 0:
+        side = min(side, config.sift_max_image_size)
+    return -1 if side < config.sift_upsample_below else 0
+
+
+def _extraction_options(config: "VelocityInitConfig", width: int, height: int) -> pycolmap.FeatureExtractionOptions:
     opts = pycolmap.FeatureExtractionOptions()
     opts.num_threads = config.num_threads
-    opts.use_gpu = False
+    opts.use_gpu = use_gpu(config)
     opts.max_image_size = config.sift_max_image_size
     opts.sift.max_num_features = config.sift_max_features
     opts.sift.peak_threshold = config.sift_peak_threshold
+    opts.sift.first_octave = first_octave(width, height, config)
     return opts
 
 
 def _matching_options(config: "VelocityInitConfig") -> pycolmap.FeatureMatchingOptions:
     opts = pycolmap.FeatureMatchingOptions()
     opts.num_threads = config.num_threads
-    opts.use_gpu = False
+    opts.use_gpu = use_gpu(config)
     opts.guided_matching = config.guided_matching
     return opts
 
@@ -132,7 +187,12 @@ def _triangulation_options(config: "VelocityInitConfig") -> pycolmap.Incremental
 
 
 def triangulate_frame(
-    images: List[np.ndarray], Ks: np.ndarray, w2c: np.ndarray, workdir: Path, config: "VelocityInitConfig"
+    images: List[np.ndarray],
+    Ks: np.ndarray,
+    w2c: np.ndarray,
+    workdir: Path,
+    config: "VelocityInitConfig",
+    timings: Optional[Dict[str, float]] = None,
 ) -> FramePoints:
     """Triangulate one time step.
 
@@ -140,69 +200,85 @@ def triangulate_frame(
         images: per camera, uint8 RGB [H, W, 3] (the stored resolution ``Ks`` refers to).
         Ks: [C, 3, 3] intrinsics (pixels); w2c: [C, 4, 4] world → camera (OpenCV axes).
         workdir: an empty scratch folder (database, image copies, output model).
+        timings: if given, seconds per stage (features, matching, triangulation) are added to it.
     """
     workdir = Path(workdir)
     image_dir = workdir / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     names = [f"{c:04d}.png" for c in range(len(images))]
-    for name, rgb in zip(names, images, strict=True):
-        cv2.imwrite(str(image_dir / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     cam_of_name = {name: c for c, name in enumerate(names)}
     db_path = workdir / "database.db"
 
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "PINHOLE"
     with quiet_colmap():
-        pycolmap.extract_features(
-            db_path,
-            image_dir,
-            image_names=names,
-            camera_mode=pycolmap.CameraMode.PER_IMAGE,
-            reader_options=reader,
-            extraction_options=_extraction_options(config),
-            device=pycolmap.Device.cpu,
-        )
-        # The known intrinsics replace COLMAP's guess, in the database (used by the verification).
-        with pycolmap.Database.open(db_path) as db:
-            db_images = list(db.read_all_images())
-            for im in db_images:
-                K = Ks[cam_of_name[im.name]]
-                camera = db.read_camera(im.camera_id)
-                camera.params = [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]
-                db.update_camera(camera)
-        pycolmap.match_exhaustive(
-            db_path,
-            matching_options=_matching_options(config),
-            verification_options=_verification_options(config),
-            device=pycolmap.Device.cpu,
-        )
+        with timed(timings, "features"):
+            for name, rgb in zip(names, images, strict=True):
+                cv2.imwrite(str(image_dir / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            pycolmap.extract_features(
+                db_path,
+                image_dir,
+                image_names=names,
+                camera_mode=pycolmap.CameraMode.PER_IMAGE,
+                reader_options=reader,
+                extraction_options=_extraction_options(config, *_largest_size(images)),
+                device=_device(config),
+            )
+            # The known intrinsics replace COLMAP's guess, in the database (used by the verification).
+            with pycolmap.Database.open(db_path) as db:
+                db_images = list(db.read_all_images())
+                for im in db_images:
+                    K = Ks[cam_of_name[im.name]]
+                    camera = db.read_camera(im.camera_id)
+                    camera.params = [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]
+                    db.update_camera(camera)
+        with timed(timings, "matching"):
+            pairs_path = workdir / "pairs.txt"
+            pairs_path.write_text("".join(f"{names[i]} {names[j]}\n" for i, j in rig_pairs(w2c, config.match_neighbors)))
+            pairing = pycolmap.ImportedPairingOptions()
+            pairing.match_list_path = pairs_path
+            pycolmap.match_image_pairs(
+                db_path,
+                matching_options=_matching_options(config),
+                pairing_options=pairing,
+                verification_options=_verification_options(config),
+                device=_device(config),
+            )
 
-        # Known cameras and fixed poses; ids mirror the database (one trivial rig/frame per image).
-        reconstruction = pycolmap.Reconstruction()
-        keypoints = {}
-        descriptors = {}
-        with pycolmap.Database.open(db_path) as db:
-            for im in db_images:
-                c = cam_of_name[im.name]
-                reconstruction.add_camera_with_trivial_rig(db.read_camera(im.camera_id))
-                image = pycolmap.Image(name=im.name, camera_id=im.camera_id, image_id=im.image_id)
-                reconstruction.add_image_with_trivial_frame(
-                    image, pycolmap.Rigid3d(np.asarray(w2c[c][:3, :4], np.float64))
-                )
-                keypoints[im.image_id] = np.asarray(db.read_keypoints(im.image_id))[:, :2].astype(np.float64)
-                d = np.asarray(db.read_descriptors(im.image_id).data, dtype=np.float32)
-                descriptors[im.image_id] = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
-        out_dir = workdir / "model"
-        out_dir.mkdir(exist_ok=True)
-        result = pycolmap.triangulate_points(
-            reconstruction,
-            db_path,
-            image_dir,
-            out_dir,
-            clear_points=True,
-            options=_triangulation_options(config),
-            refine_intrinsics=False,
-        )
+        with timed(timings, "triangulation"):
+            return _triangulate(db_path, image_dir, workdir, w2c, cam_of_name, config)
+
+
+def _triangulate(
+    db_path: Path, image_dir: Path, workdir: Path, w2c: np.ndarray, cam_of_name: Dict[str, int],
+    config: "VelocityInitConfig",
+) -> FramePoints:  # fmt: skip
+    """Triangulate the verified matches of the database with the known, fixed cameras."""
+    # Known cameras and fixed poses; ids mirror the database (one trivial rig/frame per image).
+    reconstruction = pycolmap.Reconstruction()
+    keypoints = {}
+    descriptors = {}
+    with pycolmap.Database.open(db_path) as db:
+        db_images = list(db.read_all_images())
+        for im in db_images:
+            c = cam_of_name[im.name]
+            reconstruction.add_camera_with_trivial_rig(db.read_camera(im.camera_id))
+            image = pycolmap.Image(name=im.name, camera_id=im.camera_id, image_id=im.image_id)
+            reconstruction.add_image_with_trivial_frame(image, pycolmap.Rigid3d(np.asarray(w2c[c][:3, :4], np.float64)))
+            keypoints[im.image_id] = np.asarray(db.read_keypoints(im.image_id))[:, :2].astype(np.float64)
+            d = np.asarray(db.read_descriptors(im.image_id).data, dtype=np.float32)
+            descriptors[im.image_id] = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+    out_dir = workdir / "model"
+    out_dir.mkdir(exist_ok=True)
+    result = pycolmap.triangulate_points(
+        reconstruction,
+        db_path,
+        image_dir,
+        out_dir,
+        clear_points=True,
+        options=_triangulation_options(config),
+        refine_intrinsics=False,
+    )
     cam_of_image = {im.image_id: cam_of_name[im.name] for im in db_images}
 
     xyz, colors, errors, lengths, obs_cam, obs_xy, desc = [], [], [], [], [], [], []
@@ -231,6 +307,11 @@ def triangulate_frame(
         obs_xy=np.stack(obs_xy),
         descriptors=np.stack(desc).astype(np.float32),
     )
+
+
+def _largest_size(images: List[np.ndarray]) -> Tuple[int, int]:
+    """(width, height) of the largest image."""
+    return max((img.shape[1], img.shape[0]) for img in images)
 
 
 def project(points: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

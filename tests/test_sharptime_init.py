@@ -26,7 +26,7 @@ from sharptime_ns.init import (
     voxel_downsample,
 )
 from sharptime_ns.init_masks import FlowMasker, UserMasks, sample_mask
-from sharptime_ns.init_triangulation import project, triangulate_frame
+from sharptime_ns.init_triangulation import project, rig_pairs, triangulate_frame
 from sharptime_ns.temporal import motion_factor
 
 W, H = 160, 120
@@ -401,6 +401,35 @@ def test_frame_stride(synthetic, tmp_path):
     assert set(np.round(pts.times[pts.is_dynamic]).astype(int).tolist()) <= {0, 3, 5}
     np.testing.assert_allclose(pts.tscales[pts.is_dynamic], 7.5)
     np.testing.assert_allclose(pts.tscales[~pts.is_dynamic], 15.0)
+
+
+def test_rig_pairs_match_nearest_cameras(synthetic):
+    w2c = synthetic.frames.w2c  # six cameras along an arc, in arc order
+    assert rig_pairs(w2c, 0) == rig_pairs(w2c, 5) == [(i, j) for i in range(6) for j in range(i + 1, 6)]
+    assert rig_pairs(w2c, 1) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    # two nearest: both arc neighbours inside; the end cameras reach two along the arc
+    assert rig_pairs(w2c, 2) == [(0, 1), (0, 2), (1, 2), (2, 3), (3, 4), (3, 5), (4, 5)]
+
+
+def test_frame_stride_defaults_to_a_cap_on_triangulated_frames():
+    assert init_mod.frame_stride(6, VelocityInitConfig()) == 1
+    assert init_mod.frame_stride(300, VelocityInitConfig()) == 3
+    assert len(init_mod.triangulated_frames(300, 3)) == 101
+    assert init_mod.frame_stride(300, VelocityInitConfig(frame_stride=2)) == 2
+    assert init_mod.frame_stride(300, VelocityInitConfig(max_triangulated_frames=50)) == 6
+
+
+def test_frame_workers_give_the_in_process_result(synthetic, tmp_path):
+    """Frames processed by forked workers: the same geometry as in this process, with per-stage timings."""
+    frames = synthetic.frames_in(tmp_path)
+    parallel = init_mod.compute_geometry(frames, quiet(num_workers=2))
+    serial = init_mod.compute_geometry(frames, quiet(num_workers=1))
+    assert parallel.stats["frame_workers"] == 2 and serial.stats["frame_workers"] == 1
+    for name in ("means", "colors", "velocities", "times", "is_dynamic"):
+        np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name))
+    stages = ("images", "masks", "features", "matching", "triangulation", "split", "velocities", "background")
+    assert all(parallel.stats[f"seconds_{stage}"] > 0 for stage in stages)
+    assert init_mod.num_frame_workers(quiet(num_workers=3), num_jobs=2) == 2
 
 
 def test_too_few_points_returns_none_with_warning(synthetic, result, tmp_path, monkeypatch):
