@@ -10,7 +10,8 @@
   initialization (``--schedule-gaussians``; splatfacto's 50,000 random Gaussians in its 10-unit
   box overlap so much that a 136×102 step takes seconds on the CPU), on a shortened schedule (``--schedule-steps``, stage 2 from a third of it),
   saving a checkpoint every ``--schedule-save-every`` steps; reads the Gaussian count from every
-  checkpoint (stage 1 must densify, stage 2 must hold the count) and the run's peak memory.
+  checkpoint (stage 1 must densify, stage 2 must hold the count), how many Gaussians stage 2
+  relocated (the model's ``relocated`` training metric) and the run's peak memory.
 """
 
 from __future__ import annotations
@@ -115,6 +116,17 @@ def checkpoint_counts(models: Path) -> Dict[int, int]:
     return counts
 
 
+def last_logged(run: Path, tag: str) -> float:
+    """The last value of a scalar that ``ns-train`` logged to TensorBoard in ``run`` (NaN if none)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    if tag not in events.Tags()["scalars"]:
+        return float("nan")
+    return float(events.Scalars(tag)[-1].value)
+
+
 def stage_schedule(args: argparse.Namespace, results: Dict, scene: Path, memory_probe) -> None:
     out = args.data_root / "runs"
     steps, save_every = args.schedule_steps, args.schedule_save_every
@@ -135,13 +147,15 @@ def stage_schedule(args: argparse.Namespace, results: Dict, scene: Path, memory_
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"ns-train failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    counts = checkpoint_counts(out / scene.name / "sharptime" / "schedule" / "nerfstudio_models")
+    run = out / scene.name / "sharptime" / "schedule"
+    counts = checkpoint_counts(run / "nerfstudio_models")
+    relocated = last_logged(run, "Train Metrics Dict/relocated")
     stage2 = int(steps / 3)
     stage1_counts = [c for s, c in counts.items() if s < stage2]
     stage2_counts = [c for s, c in counts.items() if s >= stage2]
     results["schedule"] = dict(
         command=" ".join(command), seconds=seconds, peak_pss_gb=memory.peak / 2**30, stage2_start=stage2,
-        counts={str(s): c for s, c in counts.items()},
+        counts={str(s): c for s, c in counts.items()}, relocated=relocated,
         stage1_densified=len(set(stage1_counts)) > 1, stage2_held=len(set(stage2_counts)) == 1,
     )  # fmt: skip
     listed = ", ".join(f"{s}: {c}" for s, c in counts.items())
@@ -150,7 +164,7 @@ def stage_schedule(args: argparse.Namespace, results: Dict, scene: Path, memory_
         f"({args.schedule_width}×{args.schedule_height}), {steps} steps (stage 2 from {stage2}) in {seconds / 60:.1f} "
         f"min, peak memory {memory.peak / 2**30:.2f} GiB\n  Gaussians by checkpoint step: {listed}\n"
         f"  stage 1 densifies: {results['schedule']['stage1_densified']}; stage 2 holds the count: "
-        f"{results['schedule']['stage2_held']}"
+        f"{results['schedule']['stage2_held']} ({relocated:.0f} Gaussians relocated in stage 2)"
     )
 
 

@@ -210,6 +210,12 @@ class SharpTimeModel(DynamicSplatModel):
         return RenderGaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
                                torch.cat([colors, self._probe], dim=-1), None, gaussians.subset_ids)  # fmt: skip
 
+    def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
+        metrics = super().get_metrics_dict(outputs, batch)
+        if self.training and self.strategy.in_stage2(self.step):  # Gaussians relocated since stage 2 began
+            metrics["relocated"] = float(self.strategy_state["relocated"])
+        return metrics
+
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         losses = super().get_loss_dict(outputs, batch, metrics_dict)
         if not (self.training and self.strategy.in_stage2(self.step)):

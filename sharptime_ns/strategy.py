@@ -49,7 +49,7 @@ class SharpTimeStrategy(Strategy):
 
     def initialize_state(self, scene_scale: float = 1.0) -> Dict[str, Any]:
         return {"absgs": self.absgs.initialize_state(scene_scale), "scene_scale": scene_scale,
-                "error": None, "error_count": None, "fixed_count": None}  # fmt: skip
+                "error": None, "error_count": None, "fixed_count": None, "relocated": 0}  # fmt: skip
 
     def check_sanity(self, params, optimizers) -> None:
         self.absgs.check_sanity(params, optimizers)
@@ -104,6 +104,7 @@ class SharpTimeStrategy(Strategy):
             missing -= int(chosen.sum())
         state["error"] = torch.zeros(len(params["means"]), device=params["means"].device)
         state["error_count"] = torch.zeros_like(state["error"])
+        state["relocated"] += replaced
         return replaced
 
     def _grow(self, params, optimizers, ops_state: Dict[str, Tensor], chosen: Tensor, scene_scale: float) -> None:

@@ -119,10 +119,18 @@ def test_pause_longer_than_reset_period_is_refused():
         make_model(reset_alpha_every=2, pause_refine_after_reset=4)
 
 
-@pytest.mark.parametrize("low_fraction", [0.0, 0.3, 0.5, 0.8, 0.97])
-def test_relocation_holds_the_count_whatever_fraction_is_low(low_fraction):
+@pytest.fixture(scope="module")
+def stage2_model():
     model = make_model()
     train(model, 7)  # now in stage 2
+    return model, {k: v.detach().clone() for k, v in model.gauss_params.items()}, dict(model.strategy_state)
+
+
+@pytest.mark.parametrize("low_fraction", [0.0, 0.3, 0.5, 0.8, 0.97])
+def test_relocation_holds_the_count_whatever_fraction_is_low(stage2_model, low_fraction):
+    model, trained, trained_state = stage2_model  # each case starts from the same stage-2 model
+    model.gauss_params = torch.nn.ParameterDict({k: torch.nn.Parameter(v.clone()) for k, v in trained.items()})
+    model.strategy_state = dict(trained_state)
     params, state = model.gauss_params, model.strategy_state
     n = len(params["means"])
     assert state["fixed_count"] == n
@@ -132,7 +140,7 @@ def test_relocation_holds_the_count_whatever_fraction_is_low(low_fraction):
         params["opacities"][torch.randperm(n, generator=torch.Generator().manual_seed(1))[:n_low]] = -10.0
     opt = adam_with_state(params)
     replaced = model.strategy._relocate(params, opt, state)
-    assert replaced == n_low and len(params["means"]) == n
+    assert replaced == n_low and len(params["means"]) == n and state["relocated"] == n_low
     assert (torch.sigmoid(params["opacities"]) >= model.config.relocate_opacity).all()
     for name, param in params.items():
         assert param.shape[0] == n and opt[name].state[param]["exp_avg"].shape == param.shape
