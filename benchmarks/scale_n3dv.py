@@ -27,6 +27,11 @@ Stages (``--stages``, run in the order given; each is a function in ``STAGES``):
   split accuracy and velocity error (:func:`evaluate_init`). ``--init-frames`` limits it to the
   first frames (then the times are also extrapolated to Neural3DV's 300 frames).
 
+- ``step`` and ``schedule``: training at Neural3DV size (``benchmarks/scale_n3dv_train.py``):
+  a full-resolution step on the generated scene split into data wait / render / loss /
+  backward / optimizer / strategy, and ``ns-train sharptime`` at 5,700 training images on a
+  shortened schedule with the Gaussian count of every checkpoint.
+
 Results are printed and, with ``--json``, written as JSON.
 """
 
@@ -60,6 +65,8 @@ from dataparsers.synthetic.writers import NATIVE_FPS, encode_mp4, llff_row, sync
 from sharptime_ns.datamanager import SharpTimeDatamanagerConfig
 from sharptime_ns.init import InitPoints, MultiViewFrames, VelocityInitConfig, compute_geometry, to_init_points
 from sharptime_ns.temporal import motion_factor
+
+import scale_n3dv_train  # noqa: E402  (beside this script: the training stages)
 
 CONSOLE = Console()
 DATA_ROOT = Path("data/scale_n3dv")
@@ -360,9 +367,23 @@ def init_option(text: str) -> Tuple[str, object]:
         return name, value
 
 
+def stage_train_step(args: argparse.Namespace, results: Dict) -> None:
+    scene = args.data_root / SceneSize(args.cameras, args.frames, args.width, args.height).name
+    if not scene.is_dir():
+        raise FileNotFoundError(f"{scene} does not exist: run the generate stage first")
+    scale_n3dv_train.stage_step(args, results, scene, PeakMemory)
+
+
+def stage_train_schedule(args: argparse.Namespace, results: Dict) -> None:
+    size = SceneSize(args.schedule_cameras, args.schedule_frames, args.schedule_width, args.schedule_height)
+    scale_n3dv_train.stage_schedule(args, results, generate_scene(size, args.data_root, args.workers), PeakMemory)
+
+
 STAGES: Dict[str, Callable[[argparse.Namespace, Dict], None]] = {
     "generate": stage_generate,
     "init": stage_init,
+    "step": stage_train_step,
+    "schedule": stage_train_schedule,
 }
 
 
@@ -379,6 +400,7 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init-option", type=init_option, action="append", default=[], metavar="FIELD=VALUE",
                    help="VelocityInitConfig override, e.g. frame_stride=2 (repeatable)")  # fmt: skip
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    scale_n3dv_train.add_arguments(p)
     return p.parse_args(argv)
 
 
