@@ -24,8 +24,10 @@ Stages (``--stages``, run in the order given; each is a function in ``STAGES``):
   cached; prints the wall time of each stage and the peak memory (proportional set size summed
   over this process and its frame workers, sampled every 0.5 s), and its accuracy against the
   ground truth: reprojection error, distance of the points to the true surfaces, static/dynamic
-  split accuracy and velocity error (:func:`evaluate_init`). ``--init-frames`` limits it to the
-  first frames (then the times are also extrapolated to Neural3DV's 300 frames).
+  split accuracy and velocity error (:func:`evaluate_init`). The time is extrapolated to
+  Neural3DV's 300 frames (as many triangulated frames as the config's stride gives there), both
+  at the run's pace and from its CPU time spread over two idle cores (the development machine is
+  shared: wall times depend on its load). ``--init-frames`` limits the init to the first frames.
 
 - ``step`` and ``schedule``: training at Neural3DV size (``benchmarks/scale_n3dv_train.py``):
   a full-resolution step on the generated scene split into data wait / render / loss /
@@ -41,6 +43,7 @@ import argparse
 import dataclasses
 import json
 import os
+import resource
 import shutil
 import threading
 import time
@@ -63,7 +66,15 @@ from dataparsers.synthetic.rig import RigConfig, camera_rig
 from dataparsers.synthetic.scene import default_scene
 from dataparsers.synthetic.writers import NATIVE_FPS, encode_mp4, llff_row, synchronized
 from sharptime_ns.datamanager import SharpTimeDatamanagerConfig
-from sharptime_ns.init import InitPoints, MultiViewFrames, VelocityInitConfig, compute_geometry, to_init_points
+from sharptime_ns.init import (
+    InitPoints,
+    MultiViewFrames,
+    VelocityInitConfig,
+    compute_geometry,
+    frame_stride,
+    to_init_points,
+    triangulated_frames,
+)
 from sharptime_ns.temporal import motion_factor
 
 import scale_n3dv_train  # noqa: E402  (beside this script: the training stages)
@@ -324,18 +335,23 @@ def stage_init(args: argparse.Namespace, results: Dict) -> None:
     num_frames, num_cams = len(frames.image_paths), len(frames.camera_names)
     config = dataclasses.replace(VelocityInitConfig(), use_cache=False, **dict(args.init_option))
     CONSOLE.print(f"velocity-aware init on {num_cams} cameras × {num_frames} frames of {scene}")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     with PeakMemory() as memory:
         geometry = compute_geometry(frames, config)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
     points = to_init_points(geometry, config, time_scale=float(num_frames - 1))
     accuracy = evaluate_init(load_ground_truth(scene), frames, to_scene_world(points, transform, scale), num_frames)
     stats = geometry.stats
     seconds = {stage: stats.get(f"seconds_{stage}", 0.0) for stage in INIT_STAGES}
+    triangulated = len(triangulated_frames(num_frames, frame_stride(num_frames, config)))
+    full_size = len(triangulated_frames(NEURAL3DV_FRAMES, frame_stride(NEURAL3DV_FRAMES, config)))
+    cores = min(2, os.cpu_count() or 1)
     row = dict(
-        cameras=num_cams, frames=num_frames, workers=int(stats["frame_workers"]), wall_seconds=wall,
-        frames_wall_seconds=stats["frames_wall_seconds"], stage_seconds=seconds, peak_pss_gb=memory.peak / 2**30,
-        extrapolated_300_frames_minutes=wall * NEURAL3DV_FRAMES / num_frames / 60,
+        cameras=num_cams, frames=num_frames, triangulated_frames=triangulated, workers=int(stats["frame_workers"]),
+        wall_seconds=wall, cpu_seconds=cpu, frames_wall_seconds=stats["frames_wall_seconds"], stage_seconds=seconds,
+        peak_pss_gb=memory.peak / 2**30, triangulated_frames_at_300=full_size,
+        extrapolated_300_frames_wall_minutes=wall * full_size / triangulated / 60,
+        extrapolated_300_frames_idle_2_cores_minutes=cpu * full_size / triangulated / cores / 60,
         mean_reprojection_error=stats["mean_reprojection_error"],
         velocity_matched_fraction=stats["velocity_matched_fraction"],
         config={k: v for k, v in dict(args.init_option).items()}, **accuracy,
@@ -343,9 +359,10 @@ def stage_init(args: argparse.Namespace, results: Dict) -> None:
     results["init"] = row
     per_frame = ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
     CONSOLE.print(
-        f"init: {wall:.0f} s wall ({wall / num_frames:.1f} s per frame; {NEURAL3DV_FRAMES} frames: "
-        f"~{row['extrapolated_300_frames_minutes']:.0f} min), peak memory {row['peak_pss_gb']:.2f} GiB, "
-        f"{row['workers']} frame workers\n"
+        f"init: {wall:.0f} s wall, {cpu:.0f} s CPU ({wall / triangulated:.1f} s wall per triangulated frame), "
+        f"peak memory {row['peak_pss_gb']:.2f} GiB, {row['workers']} frame workers; {NEURAL3DV_FRAMES} frames "
+        f"({full_size} triangulated): ~{row['extrapolated_300_frames_wall_minutes']:.0f} min at this run's pace, "
+        f"~{row['extrapolated_300_frames_idle_2_cores_minutes']:.0f} min of its CPU time on {cores} idle cores\n"
         f"  stage seconds (frame stages summed over the workers): {per_frame}\n"
         f"  accuracy: reprojection {row['mean_reprojection_error']:.2f} px, surface residual median "
         f"{accuracy['median_surface_residual']:.4f} ({100 * accuracy['on_surface_fraction']:.0f}% < 3%), split "
@@ -354,6 +371,12 @@ def stage_init(args: argparse.Namespace, results: Dict) -> None:
         f"{accuracy['velocity_median_relative_error']:.3f} ({100 * accuracy['velocity_direction_ok']:.0f}% within "
         f"cos > 0.8; {100 * row['velocity_matched_fraction']:.0f}% of dynamic points matched across frames)"
     )
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its reaped children (the frame workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def init_option(text: str) -> Tuple[str, object]:

@@ -74,7 +74,7 @@ from sharptime_ns.init_masks import FlowMasker, find_user_masks, read_rgb, sampl
 from sharptime_ns.init_triangulation import FramePoints, project, timed, triangulate_frame, use_gpu
 from sharptime_ns.temporal import motion_factor
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 class VelocityInitWarning(UserWarning):
