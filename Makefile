@@ -27,9 +27,12 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 DEMO_RUN := outputs/demo/sharptime/latest
+# OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise busy-wait between parallel regions,
+# and a training step next to other CPU-bound processes slows down 4-8x instead of 2x
+# (benchmarks/cpu_sharing.py). It must be set before torch starts, hence here.
 
 demo: $(STAMP)
-	$(VENV)/bin/ns-train sharptime --vis tensorboard --experiment-name demo --timestamp latest \
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(VENV)/bin/ns-train sharptime --vis tensorboard --experiment-name demo --timestamp latest \
 		--pipeline.model.densify-grad-thresh 0.002
 	$(VENV)/bin/ns-eval --load-config $(DEMO_RUN)/config.yml --output-path $(DEMO_RUN)/eval.json
 	$(VENV)/bin/splat4d-time-path --load-config $(DEMO_RUN)/config.yml --output-path $(DEMO_RUN)/time_sweep.json
@@ -40,7 +43,7 @@ raster-demo: $(STAMP)
 	$(PY) -m splat4d.demo --out renders/raster_demo.png
 
 test: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m pytest -q
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/raster_cpu.py
