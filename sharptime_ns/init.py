@@ -120,12 +120,17 @@ class VelocityInitConfig:
     lifespan of ``dynamic_lifespan_frames`` triangulated-frame intervals. 0: the smallest stride
     that triangulates at most ``max_triangulated_frames`` frames."""
     max_triangulated_frames: int = 100
-    """About this many frames are triangulated when ``frame_stride`` is 0 (300-frame Neural3DV: stride 3)."""
+    """About this many frames are triangulated when ``frame_stride`` is 0 (300-frame Neural3DV:
+    stride 3, 101 frames). Chosen by measurement: 19 cameras at 1352×1014 cost 28.7 CPU s per
+    triangulated frame (benchmarks/scale_n3dv.py), so 101 frames take about 24 min on two idle
+    cores, under the 30 min budget. A step of 3 frames at 30 fps moves far less than the 12-frame
+    synthetic benchmark scene moves per frame, where split and velocity accuracy were measured."""
     num_threads: int = 1
     """Threads for pycolmap (SIFT, matching, triangulation) in each frame worker."""
     num_workers: int = 0
     """Frames masked and triangulated in parallel by this many forked processes; 0: one per CPU
-    core, at most 4 (1 when SIFT runs on the GPU); 1: in this process."""
+    core, at most 4 (1 when SIFT runs on the GPU); 1: in this process. The result is identical
+    to one process; on 2 cores, 19 cameras at 1352×1014 peaked at 2.1 GiB over all processes."""
     seed: int = 0
     """Random seed (RANSAC, triangulation, point cap)."""
     sift_max_image_size: int = 1600
@@ -146,7 +151,7 @@ class VelocityInitConfig:
     match_neighbors: int = 4
     """Match each camera only with this many nearest rig cameras (known poses; the pairs are
     symmetrized); <= 0: all camera pairs. Measured on 19 synthetic 1352×1014 views: 4 neighbours
-    (45 pairs instead of 171) match 2.7× faster and triangulate as many points (16,281 vs 16,274)
+    (43 pairs instead of 171) match 2.7× faster and triangulate as many points (16,281 vs 16,274)
     with the same reprojection error (0.41 vs 0.42 px); on the 6-camera test scene the split and
     velocity accuracy are unchanged."""
     sift_gpu: Literal["auto", "off"] = "auto"
