@@ -11,7 +11,8 @@ Setting ``SPLAT4D_DISABLE_CPU_KERNEL=1`` makes it fail on purpose (to exercise t
 
 Work is split over (camera, tile) on ``torch.get_num_threads()`` threads: the caller and helper
 threads of the kernel's own pool (``csrc/task_pool.h``), which sleep when idle instead of
-busy-waiting like torch's OpenMP pool, so training shares a busy machine fairly. The extension
+busy-waiting like torch's OpenMP pool (sharing a busy machine fairly also needs
+``OMP_WAIT_POLICY=PASSIVE`` for torch's own ops: see the README). The extension
 also holds the tile binning (``csrc/tiles_cpu.cpp``, used by ``tiles.intersect_tiles``).
 Pixels are processed in SIMD groups: 4 float lanes with the compiler's baseline instruction set
 (SSE2 on x86-64), or 8 with AVX2 when the CPU has it (detected at run time; built without FMA,

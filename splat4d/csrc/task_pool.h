@@ -1,10 +1,12 @@
 // A small pool of helper threads for the CPU rasterizer that shares a busy machine gracefully.
 //
 // Why not torch's at::parallel_for: in the pip builds it is OpenMP (libgomp), whose threads
-// busy-wait at every barrier and for a while after every region. Next to other CPU-bound
-// processes a spinning thread burns the time slices the others need, and a barrier waits for
-// a thread the OS has descheduled: a training step on 2 cores with two busy processes took
-// 10-25x longer instead of the 2-3x fair sharing gives (benchmarks/cpu_sharing.py).
+// busy-wait at every barrier and for a while after every region unless OMP_WAIT_POLICY=PASSIVE
+// was set before torch started. Next to other CPU-bound processes a spinning thread burns the
+// time slices the others need, and a barrier waits for a thread the OS has descheduled. (The
+// PyTorch ops around the kernel spin the same way, so the policy is still needed for fair
+// sharing: benchmarks/cpu_sharing.py, benchmarks/RESULTS.md; this pool makes the kernel itself
+// independent of it.)
 //
 // Here helpers sleep on a condition variable between jobs, and the caller works on the job
 // itself: tasks are claimed from an atomic counter, and the caller waits only for helpers that
