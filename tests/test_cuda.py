@@ -10,7 +10,6 @@ counts beyond gsplat's 32-channel kernel width.
 """
 
 import copy
-import math
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import SceneBox
 
+from orbit_cameras import orbit_camera
 from splat4d import rasterize
 from splat4d.random_scene import random_scene
 from splat4d.quantile import safe_quantile
@@ -115,12 +115,7 @@ def test_info_layout_the_strategies_read():
 
 # ----- SharpTimeGS through both stages -----
 def sharptime_camera(i: int, t: float) -> Cameras:
-    angle = 0.4 * i
-    c2w = torch.eye(4)[:3]
-    c2w[:, :3] = torch.tensor([[math.cos(angle), 0, math.sin(angle)], [0, 1, 0], [-math.sin(angle), 0, math.cos(angle)]])
-    c2w[:, 3] = c2w[:, 2] * 3.0  # OpenGL: the camera looks down −z, so it sits on +z
-    return Cameras(camera_to_worlds=c2w[None], fx=80.0, fy=80.0, cx=32.0, cy=24.0, width=64, height=48,
-                   times=torch.tensor([[t]]))  # fmt: skip
+    return orbit_camera(i, t, width=64, height=48, focal=80.0)
 
 
 def test_sharptime_both_stages_on_cuda():

@@ -1,13 +1,13 @@
 """SharpTimeGS two-stage densification on a tiny scene: AbsGS first, then relocation at a fixed
 count with frozen canonical times, blend-weighted error accumulation and correct Adam state."""
 
-import math
 
 import pytest
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import SceneBox
 
+from orbit_cameras import orbit_camera
 from sharptime_ns.model import SharpTimeModelConfig
 
 
@@ -23,12 +23,7 @@ def make_model(num_train_data: int = 1, **overrides):
 
 
 def camera(i: int, t: float) -> Cameras:
-    angle = 0.4 * i
-    c2w = torch.eye(4)[:3]
-    c2w[:, :3] = torch.tensor([[math.cos(angle), 0, math.sin(angle)], [0, 1, 0], [-math.sin(angle), 0, math.cos(angle)]])
-    c2w[:, 3] = c2w[:, 2] * 3.0  # OpenGL: the camera looks down −z, so it sits on +z
-    return Cameras(camera_to_worlds=c2w[None], fx=40.0, fy=40.0, cx=16.0, cy=12.0, width=32, height=24,
-                   times=torch.tensor([[t]]))  # fmt: skip
+    return orbit_camera(i, t, width=32, height=24, focal=40.0)
 
 
 def train(model, steps: int):
