@@ -152,7 +152,7 @@ def stage_schedule(args: argparse.Namespace, results: Dict, scene: Path, memory_
     run = out / scene.name / "sharptime" / "schedule"
     counts = checkpoint_counts(run / "nerfstudio_models")
     relocated = last_logged(run, "Train Metrics Dict/relocated")
-    stage2 = int(steps / 3)
+    stage2 = int(steps * sharptime.config.pipeline.model.stage1_fraction)  # the strategy's stage2_start
     stage1_counts = [c for s, c in counts.items() if s < stage2]
     stage2_counts = [c for s, c in counts.items() if s >= stage2]
     results["schedule"] = dict(
