@@ -26,14 +26,13 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m splat4d.cuda_setup finish
 	touch $(STAMP)
 
-DEMO_RUN := outputs/demo/sharptime/latest
+DEMO_RUN := outputs/demo/sharptime-demo/latest
 # OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise busy-wait between parallel regions,
 # and a training step next to other CPU-bound processes slows down 4-8x instead of 2x
 # (benchmarks/cpu_sharing.py). It must be set before torch starts, hence here.
 
 demo: $(STAMP)
-	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(VENV)/bin/ns-train sharptime --vis tensorboard --experiment-name demo --timestamp latest \
-		--pipeline.model.densify-grad-thresh 0.002
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(VENV)/bin/ns-train sharptime-demo --vis tensorboard --experiment-name demo --timestamp latest
 	$(VENV)/bin/ns-eval --load-config $(DEMO_RUN)/config.yml --output-path $(DEMO_RUN)/eval.json
 	$(VENV)/bin/splat4d-time-path --load-config $(DEMO_RUN)/config.yml --output-path $(DEMO_RUN)/time_sweep.json
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/ns-render camera-path --load-config $(DEMO_RUN)/config.yml \

@@ -1,50 +1,57 @@
-"""SharpTimeGS on the synthetic multi-view scene: the full model against each ablation, same budget.
+"""SharpTimeGS on the Neural3DV-like benchmark scene: the full model against each ablation, same budget.
 
-    .venv/bin/python benchmarks/sharptime_synthetic.py                     # every variant, demo schedule
-    .venv/bin/python benchmarks/sharptime_synthetic.py --steps 2000 --variants full no-lifespan
-    .venv/bin/python benchmarks/sharptime_synthetic.py --json results.json
+    .venv/bin/python benchmarks/sharptime_synthetic.py                                # every variant, 3 seeds
+    .venv/bin/python benchmarks/sharptime_synthetic.py --variants full no-lifespan --seeds 0 1 2
+    .venv/bin/python benchmarks/sharptime_synthetic.py --jobs 2 --json results.json   # two runs at a time
 
-Every variant trains through nerfstudio's trainer (in this process) on the same scene (the demo
-scene of ``ns-train sharptime``: 9 cameras, 30 frames, 160×120, camera 00 held out) with the same
-number of steps and the demo's settings (``make demo``: ``--densify-grad-thresh``), then renders
-the held-out camera at every frame. Printed per variant:
+Every variant trains with the demo preset (``ns-train sharptime-demo``: same scene, schedule and
+densification threshold) on the demo scene (the transient family of
+:mod:`dataparsers.synthetic.transient_scene`: 21 cameras on a forward-facing grid, camera 00 in
+its centre held out, 30 frames of 160×120, Neural3DV format), once per seed, then renders the
+held-out camera at every frame. Per run:
 
-- PSNR / SSIM / SSIM2 (SSIM with data_range 2, the papers' column) on the held-out camera;
-- the Gaussian count at the end and the training time (wall clock, initialization included; the
-  velocity-aware init is cached in the scene folder after its first run);
-- static-region flicker: mean |I_t − I_{t−1}| (0–255 scale) of the held-out renders over the pixels
-  that are static in the ground truth at both t and t − 1 (no moving object), the same measured on
-  the ground-truth images beside it as the reference.
+- PSNR / SSIM / SSIM2 (SSIM with data_range 2, the papers' column) and LPIPS when its weights are
+  on the machine, against the held-out video (as ``ns-eval``);
+- PSNR on dynamic pixels (a moving or transient object in the ground truth), and the mean PSNR of
+  the frames within ±2 of a transient event (the flame jumps, goes out or comes back; the box
+  pops in or out);
+- static flicker: temporal std of the pixels static in the ground truth through the whole
+  sequence (0–255; the ground-truth video's own value printed beside it);
+- Gaussians alive per frame (temporal opacity ≥ the render threshold), averaged over frames, and
+  the held-out render rate (frames / s on this machine);
+- training time (wall clock, the velocity-aware init included when not cached yet).
 
-Variants (``--variants``): full, no-lifespan (r ≡ 0), absgs (AbsGS densification throughout),
-random-init (no velocity-aware initialization), no-background (velocity-aware init without its
-background shell), 4dgs (f ≡ 1, Gaussian temporal opacity), and the time units: unit-normalized,
-unit-seconds (the full model uses frames).
+Rows are mean ± std over the seeds. Variants (``--variants``): full, no-lifespan (r ≡ 0,
+FreeTimeGS-like), 4dgs (f ≡ 1, Gaussian temporal opacity), absgs (no custom densification: AbsGS
+throughout), random-init, and the fidelity settings: unit-normalized, lr-paper (30k-step decays),
+no-opacity-reg, no-lifespan-reg.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
 import json
 import os
+import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
+import cv2
 import numpy as np
 import torch
+import tyro
 from rich.console import Console
-from rich.table import Table
 
 from dataparsers.synthetic.ground_truth import load_ground_truth
-from dataparsers.synthetic.writers import SynthesisConfig, write_scene
-from sharptime_ns.config import sharptime
+from sharptime_ns.config import sharptime_demo_config
+from sharptime_ns.datamanager import DEMO_DATA, ensure_demo_scene
+from splat4d import video_metrics
 from splat4d.training import train_in_process
 
 CONSOLE = Console()
-DEMO_GRAD_THRESH = 0.002  # make demo's --pipeline.model.densify-grad-thresh
 Override = Callable[[object], None]  # edits a TrainerConfig in place
 
 
@@ -55,38 +62,37 @@ def model_option(name: str, value) -> Override:
 VARIANTS: Dict[str, List[Override]] = {
     "full": [],
     "no-lifespan": [model_option("learn_radius", False)],
+    "4dgs": [model_option("temporal_model", "4dgs")],
     "absgs": [model_option("densification", "absgs")],
     "random-init": [lambda cfg: setattr(cfg.pipeline.datamanager, "init", "random")],
-    "no-background": [lambda cfg: setattr(cfg.pipeline.datamanager.velocity_init, "background_points", 0)],
-    "4dgs": [model_option("temporal_model", "4dgs")],
     "unit-normalized": [model_option("time_unit", "normalized")],
-    "unit-seconds": [model_option("time_unit", "seconds")],
+    "lr-paper": [model_option("lr_schedule", "paper")],
+    "no-opacity-reg": [model_option("opacity_reg_weight", 0.0)],
+    "no-lifespan-reg": [model_option("lifespan_reg_weight", 0.0)],
 }
+METRICS = ("psnr", "ssim", "ssim2", "lpips", "dynamic_psnr", "transient_psnr", "flicker", "alive", "fps", "train_s")
 
 
 @dataclass
 class Result:
     variant: str
-    psnr: float
-    ssim: float
-    ssim2: float
-    gaussians: int
-    train_seconds: float
-    flicker: float
+    seed: int
+    metrics: Dict[str, float]
     gt_flicker: float
+    gaussians: int
 
 
-def train(variant: str, scene: Path, out: Path, steps: int, grad_thresh: float, seed: int) -> tuple[object, float]:
-    """Trains one variant; returns the trainer and the wall-clock seconds (init included)."""
-    cfg = copy.deepcopy(sharptime.config)
-    cfg.pipeline.model.densify_grad_thresh = grad_thresh
+def train(variant: str, seed: int, scene: Path, out: Path, steps: Optional[int]) -> Tuple[object, float]:
+    """Trains one variant with the demo preset; returns the trainer and the wall-clock seconds."""
+    cfg = sharptime_demo_config()
     cfg.machine.seed = seed
     cfg.pipeline.datamanager.data = scene
     cfg.pipeline.datamanager.dataparser.data = scene
-    cfg.max_num_iterations = steps
-    cfg.output_dir, cfg.experiment_name, cfg.vis = out, variant, "tensorboard"
+    if steps is not None:
+        cfg.max_num_iterations = steps
+    cfg.output_dir, cfg.experiment_name, cfg.vis = out, f"{variant}-seed{seed}", "tensorboard"
     cfg.steps_per_eval_image = cfg.steps_per_eval_all_images = 10**9
-    cfg.steps_per_save = steps  # one checkpoint at the end
+    cfg.steps_per_save = cfg.max_num_iterations  # one checkpoint at the end
     for override in VARIANTS[variant]:
         override(cfg)
     start = time.perf_counter()
@@ -95,82 +101,139 @@ def train(variant: str, scene: Path, out: Path, steps: int, grad_thresh: float, 
 
 
 @torch.no_grad()
-def evaluate(variant: str, trainer, scene: Path, seconds: float) -> Result:
-    """Metrics over every frame of the held-out camera(s), flicker over the first held-out camera."""
+def evaluate(variant: str, seed: int, trainer, scene: Path, seconds: float) -> Result:
+    """Metrics over every frame of the first held-out camera (see the module docstring)."""
     pipeline = trainer.pipeline
     pipeline.eval()
     model, dataset = pipeline.model, pipeline.datamanager.eval_dataset
-    meta = pipeline.datamanager.eval_dataset.metadata
-    names, frames = meta["camera_names"], meta["frame_indices"]
-    metrics: List[Dict[str, float]] = []
-    renders: Dict[int, np.ndarray] = {}
-    first_camera = sorted(set(names))[0]
-    for i in range(len(dataset)):
-        outputs = model.get_outputs_for_camera(dataset.cameras[i : i + 1].to(model.device))
+    names, frames = dataset.metadata["camera_names"], dataset.metadata["frame_indices"]
+    camera = sorted(set(names))[0]
+    ids = sorted((frames[i], i) for i in range(len(dataset)) if names[i] == camera)
+    per_frame: List[Dict[str, float]] = []
+    renders, targets, alive = [], [], []
+    render_seconds = 0.0
+    for _, i in ids:
+        cam = dataset.cameras[i : i + 1].to(model.device)
+        start = time.perf_counter()
+        outputs = model.get_outputs_for_camera(cam)
+        render_seconds += time.perf_counter() - start
         batch = pipeline.datamanager.cached_eval[i]
-        metrics.append(model.get_image_metrics_and_images(outputs, batch)[0])
-        if names[i] == first_camera:
-            renders[frames[i]] = outputs["rgb"].cpu().numpy() * 255.0
-    truth = load_ground_truth(scene).camera_frames(first_camera)
-    order = sorted(renders)
-    pred = np.stack([renders[f] for f in order])
-    gt = truth["rgb"][order].astype(np.float64)
-    static = ~truth["dynamic_mask"][order]
-    both = static[1:] & static[:-1]
-    flicker = float(np.abs(pred[1:] - pred[:-1]).mean(-1)[both].mean())
-    gt_flicker = float(np.abs(gt[1:] - gt[:-1]).mean(-1)[both].mean())
-    mean = {k: float(np.mean([m[k] for m in metrics])) for k in ("psnr", "ssim", "ssim2")}
-    return Result(variant, mean["psnr"], mean["ssim"], mean["ssim2"], len(model.gauss_params["means"]), seconds,
-                  flicker, gt_flicker)  # fmt: skip
+        per_frame.append(model.get_image_metrics_and_images(outputs, batch)[0])
+        renders.append(outputs["rgb"].cpu().numpy())
+        image = batch["image"][..., :3].cpu()
+        targets.append((image.float() / 255.0 if image.dtype == torch.uint8 else image.float()).numpy())
+        alive.append(int(model.alive(float(cam.times.flatten()[0]) * model.time_scale).sum()))
+    pred, gt = np.stack(renders), np.stack(targets)
+    truth = load_ground_truth(scene)
+    object_ids = truth.camera_frames(camera)["object_id"][[f for f, _ in ids]]
+    if object_ids.shape[1:] != pred.shape[1:3]:  # the parser downscaled the images: nearest-neighbour ids
+        object_ids = np.stack([cv2.resize(o, pred.shape[2:0:-1], interpolation=cv2.INTER_NEAREST) for o in object_ids])
+    window = video_metrics.event_window(truth.transient_events, len(ids))
+    static = video_metrics.always_static(object_ids)
+    metrics = {key: float(np.mean([m[key] for m in per_frame])) for key in per_frame[0]}
+    metrics.update(
+        dynamic_psnr=video_metrics.masked_psnr(pred, gt, object_ids >= 0),
+        transient_psnr=video_metrics.window_psnr(pred, gt, window),
+        flicker=video_metrics.static_flicker(pred, static),
+        alive=float(np.mean(alive)),
+        fps=len(ids) / render_seconds,
+        train_s=seconds,
+    )
+    return Result(variant, seed, metrics, video_metrics.static_flicker(gt, static), len(model.gauss_params["means"]))
 
 
-def ensure_scene(path: Path) -> Path:
-    if not path.exists():
-        CONSOLE.log(f"writing the synthetic scene to {path}")
-        write_scene("easyvolcap", path, SynthesisConfig())
-    return path
+def mean_std(results: List[Result], key: str) -> str:
+    values = [r.metrics[key] for r in results if key in r.metrics]
+    if not values:
+        return "–"
+    digits = {"ssim": 4, "ssim2": 4, "lpips": 4, "flicker": 3, "alive": 0, "train_s": 0, "fps": 1}.get(key, 2)
+    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
 
 
-def print_table(results: List[Result], steps: int) -> None:
-    table = Table(title=f"SharpTimeGS, synthetic scene, held-out camera, {steps} steps, "
-                        f"{torch.get_num_threads()} threads")  # fmt: skip
-    for column in ("variant", "PSNR", "SSIM", "SSIM2", "Gaussians", "train s", "flicker", "GT flicker"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
-    for r in results:
-        table.add_row(r.variant, f"{r.psnr:.2f}", f"{r.ssim:.4f}", f"{r.ssim2:.4f}", f"{r.gaussians:,}",
-                      f"{r.train_seconds:.0f}", f"{r.flicker:.3f}", f"{r.gt_flicker:.3f}")  # fmt: skip
-    CONSOLE.print(table)
-    header = "| variant | PSNR | SSIM | SSIM2 | Gaussians | train s | flicker | GT flicker |"
-    rows = [f"| {r.variant} | {r.psnr:.2f} | {r.ssim:.4f} | {r.ssim2:.4f} | {r.gaussians:,} | "
-            f"{r.train_seconds:.0f} | {r.flicker:.3f} | {r.gt_flicker:.3f} |" for r in results]  # fmt: skip
-    CONSOLE.print("\n".join([header, "|" + "---|" * 8, *rows]), markup=False, highlight=False)
+def print_tables(results: List[Result]) -> None:
+    """One markdown row per variant (mean ± std over its seeds)."""
+    variants = list(dict.fromkeys(r.variant for r in results))
+    columns = ["variant", "seeds", *METRICS, "Gaussians"]
+    rows = []
+    for variant in variants:
+        runs = [r for r in results if r.variant == variant]
+        gaussians = f"{np.mean([r.gaussians for r in runs]):,.0f}"
+        row = [variant, ",".join(str(r.seed) for r in runs), *(mean_std(runs, k) for k in METRICS), gaussians]
+        rows.append("| " + " | ".join(row) + " |")
+    title = f"SharpTimeGS, transient benchmark scene, held-out camera ({torch.get_num_threads()} threads)"
+    markdown = [title, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]
+    markdown.append(f"\nground-truth static flicker (the held-out video itself): {results[0].gt_flicker:.3f}")
+    print("\n".join(markdown), flush=True)
 
 
-def main(argv: Optional[List[str]] = None) -> List[Result]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scene", type=Path, default=Path("data/splat4d-demo"),
-                        help="scene folder (written with the demo's settings when missing)")  # fmt: skip
-    parser.add_argument("--steps", type=int, default=sharptime.config.pipeline.model.demo_steps)
-    parser.add_argument("--densify-grad-thresh", type=float, default=DEMO_GRAD_THRESH,
-                        help="AbsGS densification threshold of every variant (make demo's)")  # fmt: skip
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--seed", type=int, default=sharptime.config.machine.seed, help="seed of every variant's training")
-    parser.add_argument("--output-dir", type=Path, default=Path("outputs/bench-sharptime"))
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = parser.parse_args(argv)
+@dataclass
+class Benchmark:
+    """SharpTimeGS variants on the Neural3DV-like benchmark scene (see the module docstring)."""
+
+    scene: Path = DEMO_DATA
+    """Scene folder (the demo scene, generated on first use when it is the default)."""
+    variants: List[str] = field(default_factory=lambda: ["full", "no-lifespan", "4dgs", "absgs", "random-init"])
+    """Variants to train: any of full, no-lifespan, 4dgs, absgs, random-init, unit-normalized,
+    lr-paper, no-opacity-reg, no-lifespan-reg."""
+    seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
+    """Training seeds of every variant."""
+    steps: Optional[int] = None
+    """Training steps (None: the demo preset's)."""
+    jobs: int = 1
+    """Runs at a time, each in its own process with OMP_NUM_THREADS = 2 / jobs (at least 1)."""
+    output_dir: Path = Path("outputs/bench-sharptime")
+    json: Optional[Path] = None
+    """Also write the per-run results here (the rows are recomputed from it with --from-json)."""
+    from_json: List[Path] = field(default_factory=list)
+    """Print the tables of earlier runs' JSON files instead of training."""
+    run_one: Optional[str] = None
+    """Internal: train and evaluate VARIANT:SEED in this process and print its result as JSON."""
+
+
+def run_one(bench: Benchmark, spec: str) -> Result:
+    variant, seed = spec.rsplit(":", 1)
+    trainer, seconds = train(variant, int(seed), bench.scene, bench.output_dir, bench.steps)
+    return evaluate(variant, int(seed), trainer, bench.scene, seconds)
+
+
+def run_in_subprocess(bench: Benchmark, spec: str, threads: int) -> Result:
+    """One run in its own process (separate torch thread pools, no state shared between runs)."""
+    args = [sys.executable, __file__, "--scene", str(bench.scene), "--output-dir", str(bench.output_dir),
+            "--run-one", spec] + ([] if bench.steps is None else ["--steps", str(bench.steps)])  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
+    done = subprocess.run(args, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"run {spec} failed:\n{done.stderr[-3000:]}")
+    line = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return Result(**json.loads(line[len("RESULT ") :]))
+
+
+def main(bench: Benchmark) -> List[Result]:
+    unknown = sorted(set(bench.variants) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    if bench.from_json:
+        results = [Result(**r) for path in bench.from_json for r in json.loads(path.read_text())]
+        print_tables(results)
+        return results
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
-    scene = ensure_scene(args.scene)
-    results = []
-    for variant in args.variants:
-        CONSOLE.rule(variant)
-        trainer, seconds = train(variant, scene, args.output_dir, args.steps, args.densify_grad_thresh, args.seed)
-        results.append(evaluate(variant, trainer, scene, seconds))
-        CONSOLE.log(results[-1])
-    print_table(results, args.steps)
-    if args.json is not None:
-        args.json.write_text(json.dumps([r.__dict__ for r in results], indent=1))
+    ensure_demo_scene(bench.scene)
+    if bench.run_one is not None:
+        result = run_one(bench, bench.run_one)
+        print("RESULT " + json.dumps(asdict(result)), flush=True)
+        return [result]
+    specs = [f"{v}:{s}" for v in bench.variants for s in bench.seeds]
+    threads = max(1, 2 // bench.jobs)
+    results: List[Result] = []
+    with ThreadPoolExecutor(bench.jobs) as pool:
+        for result in pool.map(lambda spec: run_in_subprocess(bench, spec, threads), specs):
+            CONSOLE.log(f"{result.variant} seed {result.seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()))
+            results.append(result)
+            if bench.json is not None:
+                bench.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    print_tables(results)
     return results
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Benchmark, description=__doc__.split("\n")[0]))

@@ -18,11 +18,15 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from dataparsers.multiview import MultiViewAutoDataParserConfig
 from dataparsers.subcommands import multiview_dataparser_union
+from dataparsers.synthetic.writers import SynthesisConfig, write_scene
 from sharptime_ns.init import MultiViewFrames, VelocityInitConfig, velocity_aware_init
 from splat4d.datamanager import LazyImageDatamanager, LazyImageDatamanagerConfig
 
-DEMO_DATA = Path("data/splat4d-demo")
+DEMO_DATA = Path("data/sharptime-demo")
 """Where the synthetic demo scene lives (relative to the working directory)."""
+DEMO_SCENE = SynthesisConfig(family="transient", num_cameras=21)
+"""The demo scene: the Neural3DV-like benchmark family (21 cameras, camera 00 held out, 30 frames,
+160×120), written in Neural3DV's format."""
 
 MultiViewDataParsers = multiview_dataparser_union(default_data=DEMO_DATA)
 """``multiview`` (default), ``neural3dv``, ``enerf-outdoor``, ``selfcap`` or ``easyvolcap`` subcommand."""
@@ -42,16 +46,11 @@ class SharpTimeDatamanagerConfig(LazyImageDatamanagerConfig):
     """Options of the velocity-aware initialization."""
 
 
-def ensure_demo_scene(data: Path) -> bool:
-    """Generate the synthetic demo scene if ``data`` is the demo path and missing; True if demo."""
-    if data.resolve() != DEMO_DATA.resolve():
-        return False
-    if not data.exists():
-        from dataparsers.synthetic.writers import SynthesisConfig, write_scene
-
-        CONSOLE.log(f"generating the synthetic demo scene in {data} (first use)")
-        write_scene("easyvolcap", data, SynthesisConfig())
-    return True
+def ensure_demo_scene(data: Path) -> None:
+    """Generate the synthetic demo scene if ``data`` is the demo path and missing (about 3 minutes)."""
+    if data.resolve() == DEMO_DATA.resolve() and not data.exists():
+        CONSOLE.log(f"generating the synthetic demo scene in {data} (first use, a few minutes)")
+        write_scene("neural3dv", data, DEMO_SCENE)
 
 
 class SharpTimeDatamanager(LazyImageDatamanager):
@@ -59,9 +58,8 @@ class SharpTimeDatamanager(LazyImageDatamanager):
 
     def __init__(self, config: SharpTimeDatamanagerConfig, *args, **kwargs) -> None:
         data = Path(config.data) if config.data is not None else config.dataparser.data
-        is_demo = ensure_demo_scene(data)
+        ensure_demo_scene(data)
         super().__init__(config, *args, **kwargs)
-        self.publish("demo_scene", is_demo)
         if self.test_mode == "val" and config.init == "velocity":  # training: initial Gaussians needed
             self._add_initial_points()
 

@@ -17,6 +17,8 @@ from torch.nn import Parameter
 from sharptime_ns import temporal
 from sharptime_ns.strategy import SharpTimeStrategy
 from splat4d.dynamic_model import DynamicSplatModel, DynamicSplatModelConfig, RenderGaussians
+from splat4d.metrics import LPIPSLoss
+from splat4d.optim import stretch_schedules
 from splat4d.sh import view_dependent_colors
 
 TimeUnit = Literal["normalized", "seconds", "frames"]
@@ -52,9 +54,15 @@ class SharpTimeModelConfig(DynamicSplatModelConfig):
     """Training length; replaced by the trainer's --max-num-iterations under ns-train."""
     num_downscales: int = 0
     """Train at full resolution (the multi-view parsers already downscale the videos)."""
-    demo_steps: int = 2500
-    """Schedule used on the synthetic demo scene (no --data) when --max-num-iterations is left at
-    the paper's 30000: CPU-friendly."""
+    lr_schedule: Literal["run", "paper"] = "run"
+    """run: the exponential learning-rate decays (written for the paper's 30k steps) are stretched
+    to --max-num-iterations, so a short run decays fully as the paper's does; paper: the decays
+    keep their 30k-step length whatever the run's (a 5k-step run ends at lr ≈ 0.46 × the initial
+    means lr instead of 0.01 ×). Both are the same at 30k steps."""
+    lpips_loss_weight: float = 0.01
+    """The paper's 0.01 · LPIPS (AlexNet) term of the photometric loss. Active only when torchvision's
+    ImageNet AlexNet weights are on this machine (nothing is downloaded; the log says when it is
+    left out, and the rest of the loss is unchanged). 0 turns it off."""
     relocate_opacity: float = 0.005
     """Stage 2: Gaussians less opaque than this are relocated (removed, and as many top-scored ones
     cloned or split). 0.005 is the "dead Gaussian" threshold of the relocation SharpTimeGS and
@@ -84,6 +92,9 @@ class SharpTimeModel(DynamicSplatModel):
         self.frame_interval = self.time_scale / max(num_frames - 1, 1)
         self.init_points = meta.get("sharptime_init")
         super().populate_modules()
+        self.lpips_loss = LPIPSLoss() if self.config.lpips_loss_weight > 0 else None
+        if self.lpips_loss is not None and self.lpips_loss.network is None:
+            CONSOLE.log("[yellow]LPIPS loss term left out: the AlexNet weights are not on this machine (see README)")
 
     # ----- parameters -----
     def initial_gaussians(self) -> Dict[str, Parameter]:
@@ -136,11 +147,12 @@ class SharpTimeModel(DynamicSplatModel):
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
         if attributes.trainer is not None:
-            trainer_config = attributes.trainer.config
-            if self.kwargs["metadata"].get("demo_scene") and trainer_config.max_num_iterations == PAPER_STEPS:
-                trainer_config.max_num_iterations = self.config.demo_steps
-                CONSOLE.log(f"demo scene: training for {self.config.demo_steps} steps (CPU-friendly schedule)")
-            self.strategy.total_steps = trainer_config.max_num_iterations
+            run_steps = attributes.trainer.config.max_num_iterations
+            self.strategy.total_steps = run_steps
+            if self.config.lr_schedule == "run" and attributes.optimizers is not None:
+                stretched = stretch_schedules(attributes.optimizers, run_steps)
+                if stretched:
+                    CONSOLE.log(f"learning-rate decays of {', '.join(stretched)} stretched to the run's {run_steps} steps")
         return super().get_training_callbacks(attributes)
 
     # ----- temporal attributes -----
@@ -218,7 +230,12 @@ class SharpTimeModel(DynamicSplatModel):
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         losses = super().get_loss_dict(outputs, batch, metrics_dict)
-        if not (self.training and self.strategy.in_stage2(self.step)):
+        if not self.training:
+            return losses
+        gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
+        if self.lpips_loss is not None and self.lpips_loss.network is not None:
+            losses["lpips_loss"] = self.config.lpips_loss_weight * self.lpips_loss(outputs["rgb"], gt)
+        if not self.strategy.in_stage2(self.step):
             return losses
         opacity, life = self._last_life
         losses["opacity_reg"] = self.config.opacity_reg_weight * (opacity * life.detach()).mean()
@@ -228,7 +245,6 @@ class SharpTimeModel(DynamicSplatModel):
                 self.tscales[ids], self.tradii[ids], self.config.render_cull_threshold
             )
         if self._probe is not None:
-            gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
             error = (outputs["rgb"] - gt).abs().mean(dim=-1).detach()
             # value 0 (the probe channel renders zeros); its gradient fills the probe
             losses["error_probe"] = (outputs["features"][..., 0] * error).sum()

@@ -67,3 +67,34 @@ def image_metrics(pred: Tensor, gt: Tensor, lpips: Optional[LazyLPIPS] = None) -
     if lpips is not None and lpips.available:
         out["lpips"] = float(lpips(pred, gt))
     return out
+
+
+
+class LPIPSLoss:
+    """LPIPS (AlexNet) as a differentiable loss between [H, W, 3] images in [0, 1]; frozen network.
+
+    ``network`` is None when torchvision's ImageNet AlexNet weights are not on this machine (never
+    downloaded); ``random_backbone`` builds a randomly initialised AlexNet instead (tests). The
+    linear heads ship with torchmetrics. Images whose short side is under MIN_SIDE pixels are
+    upsampled (bilinear) to it first: AlexNet's strided layers leave nothing of smaller ones. A
+    plain object, not a torch module: checkpoints of a model holding it do not carry its weights."""
+
+    MIN_SIDE = 64
+
+    def __init__(self, random_backbone: bool = False) -> None:
+        self.network: Optional[torch.nn.Module] = None
+        if random_backbone or alexnet_weights_path().exists():
+            from torchmetrics.functional.image.lpips import _LPIPS
+
+            self.network = _LPIPS(pretrained=True, net="alex", pnet_rand=random_backbone).eval().requires_grad_(False)
+
+    def __call__(self, pred: Tensor, gt: Tensor) -> Tensor:
+        assert self.network is not None, "LPIPSLoss without weights"
+        self.network.to(pred.device)
+        scale = max(1.0, self.MIN_SIDE / min(pred.shape[:2]))
+
+        def as_batch(img: Tensor) -> Tensor:
+            img = img.permute(2, 0, 1)[None]
+            return img if scale == 1.0 else torch.nn.functional.interpolate(img, scale_factor=scale, mode="bilinear")
+
+        return self.network(as_batch(pred), as_batch(gt), normalize=True).mean()

@@ -1,7 +1,9 @@
 """Ground truth stored beside a synthetic scene, in ``<scene>/ground_truth/``:
 
-- ``scene.json``: format, num_frames, fps, seed (``default_scene(num_frames, fps, seed)``
-  rebuilds the analytic scene), object names and visibility intervals, and per camera its
+- ``scene.json``: format, family, num_frames, fps, seed (``default_scene(num_frames, fps, seed)``
+  or ``transient_scene(…)``, by family, rebuilds the analytic scene), object names and visibility
+  intervals, the frames at which a transient changes state (``transient_events``; transient
+  family only, else empty), and per camera its
   name in the dataset, K, w2c (OpenCV axes, world z-up), size, distortion and
   ``scene_frames`` (the fractional scene frame shown by each of its frames; they differ
   from 0, 1, 2, … only when SelfCap sync offsets are simulated);
@@ -22,6 +24,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from dataparsers.synthetic.scene import PinholeCamera, RenderResult, SyntheticScene, default_scene
+from dataparsers.synthetic.transient_scene import FAMILY as TRANSIENT, TransientScene, transient_scene
 
 GROUND_TRUTH_DIR = "ground_truth"
 
@@ -50,6 +53,8 @@ def write_scene_ground_truth(
     np.save(folder / "object_visible.npy", visible.reshape(scene.num_frames, len(scene.objects)))
     meta = {
         "format": fmt,
+        "family": TRANSIENT if isinstance(scene, TransientScene) else "default",
+        "transient_events": scene.transient_events() if isinstance(scene, TransientScene) else [],
         "num_frames": scene.num_frames,
         "fps": scene.fps,
         "seed": seed,
@@ -82,6 +87,8 @@ class GroundTruth:
 
     folder: Path
     format: str
+    family: str
+    transient_events: List[int]
     num_frames: int
     fps: float
     seed: int
@@ -92,7 +99,8 @@ class GroundTruth:
     object_visible: np.ndarray
 
     def scene(self) -> SyntheticScene:
-        return default_scene(self.num_frames, self.fps, self.seed)
+        build = transient_scene if self.family == TRANSIENT else default_scene
+        return build(self.num_frames, self.fps, self.seed)
 
     def camera_frames(self, name: str) -> Dict[str, np.ndarray]:
         """rgb, depth, object_id and dynamic_mask arrays [F, H, …] of one camera."""
@@ -118,6 +126,8 @@ def load_ground_truth(scene_dir: Path) -> GroundTruth:
     return GroundTruth(
         folder=folder,
         format=meta["format"],
+        family=meta.get("family", "default"),
+        transient_events=meta.get("transient_events", []),
         num_frames=meta["num_frames"],
         fps=meta["fps"],
         seed=meta["seed"],

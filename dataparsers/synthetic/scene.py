@@ -286,14 +286,18 @@ class SyntheticScene:
                 continue
             p_local = (origin + t[sel, None] * dirs[sel] - pose[:3, 3]) @ pose[:3, :3]
             normal = obj.shape.normal(p_local) @ pose[:3, :3].T
-            albedo = obj.shape.texture(p_local, np.asarray(obj.colors), obj.texture_cells)
-            rgb[sel] = albedo * (AMBIENT + DIFFUSE * np.clip(normal @ light, 0, None))[:, None]
+            rgb[sel] = self.shade(obj, oid, frame, p_local, normal @ light)
             ids[sel] = oid
         sel = winner == len(primitives)
         rgb[sel] = self._ground_albedo(origin[:2] + t[sel, None] * dirs[sel, :2]) * (AMBIENT + DIFFUSE * light[2])
         sel = winner == len(primitives) + 1
         rgb[sel] = self._background(dirs[sel])
         return rgb, t, ids
+
+    def shade(self, obj: SceneObject, object_id: int, frame: float, p_local: np.ndarray, n_dot_l: np.ndarray) -> np.ndarray:
+        """Colour [N, 3] of surface points p_local [N, 3] on ``obj`` (id −1: static) lit at cos angle n_dot_l [N]."""
+        albedo = obj.shape.texture(p_local, np.asarray(obj.colors), obj.texture_cells)
+        return albedo * (AMBIENT + DIFFUSE * np.clip(n_dot_l, 0, None))[:, None]
 
     def _primitives(self, frame: float) -> List[Tuple[SceneObject, int, np.ndarray]]:
         """(object, id, pose) of everything rendered at ``frame``: static objects first (id -1)."""

@@ -31,8 +31,10 @@ from dataparsers.easyvolcap_calibration import Calibration, write_calibration
 from dataparsers.synthetic.ground_truth import GROUND_TRUTH_DIR, write_camera_ground_truth, write_scene_ground_truth
 from dataparsers.synthetic.rig import RigConfig, camera_rig
 from dataparsers.synthetic.scene import PinholeCamera, RenderResult, SyntheticScene, default_scene
+from dataparsers.synthetic.transient_scene import forward_facing_rig, transient_scene
 
 Format = Literal["neural3dv", "enerf", "selfcap", "easyvolcap"]
+Family = Literal["default", "transient"]
 NATIVE_FPS: Dict[str, float] = {"neural3dv": 30.0, "enerf": 60.0, "selfcap": 60.0, "easyvolcap": 30.0}
 SceneFrames = Dict[str, np.ndarray]  # camera name (rig order) -> the scene frame each of its frames shows
 
@@ -42,8 +44,12 @@ class SynthesisConfig:
     """What to render. Formats with EasyVolcap calibration (enerf, selfcap, easyvolcap) also take
     lens distortion and an off-centre principal point; Neural3DV's LLFF poses cannot store them."""
 
+    family: Family = "default"
+    """default: the arc rig around :func:`default_scene`; transient: the Neural3DV-like benchmark
+    scene (:mod:`dataparsers.synthetic.transient_scene`) seen by a forward-facing grid of 3 rows."""
     num_cameras: int = 9
-    """Cameras on the arc (9 includes ENeRF-Outdoor's default test camera 08)."""
+    """Cameras on the arc (9 includes ENeRF-Outdoor's default test camera 08); transient family: a
+    multiple of 3 with an odd number of columns (21 = 7 × 3, like Neural3DV)."""
     num_frames: int = 30
     """Frames per camera."""
     width: int = 160
@@ -79,11 +85,7 @@ def write_scene(fmt: Format, out: Path, cfg: SynthesisConfig, overwrite: bool = 
     if fmt != "selfcap" and cfg.max_sync_offset:
         raise ValueError("max_sync_offset is a SelfCap feature (optimized/sync.json)")
     fps = cfg.fps if cfg.fps is not None else NATIVE_FPS[fmt]
-    scene = default_scene(cfg.num_frames, fps, cfg.seed)
-    rig = RigConfig(
-        num_cameras=cfg.num_cameras, width=cfg.width, height=cfg.height, principal_offset=cfg.principal_offset
-    )
-    cameras = camera_rig(rig, np.asarray(cfg.distortion, dtype=np.float64) if any(cfg.distortion) else None)
+    scene, cameras = build_scene_and_rig(cfg, fps)
     with build_atomically(out) as partial:
         (partial / GROUND_TRUTH_DIR).mkdir()
         scene_frames = WRITERS[fmt](partial, scene, cameras, cfg)
@@ -91,6 +93,23 @@ def write_scene(fmt: Format, out: Path, cfg: SynthesisConfig, overwrite: bool = 
             partial / GROUND_TRUTH_DIR, fmt, scene, cfg.seed, dict(zip(scene_frames, cameras)), scene_frames
         )
     return out
+
+
+def build_scene_and_rig(cfg: SynthesisConfig, fps: float) -> Tuple[SyntheticScene, List[PinholeCamera]]:
+    if cfg.family == "transient":
+        columns, rest = divmod(cfg.num_cameras, 3)
+        if rest or columns % 2 == 0:
+            raise ValueError(f"the transient family's rig has 3 rows and an odd number of columns: num_cameras = "
+                             f"{cfg.num_cameras} is not 3 × an odd number (e.g. 9, 15, 21)")  # fmt: skip
+        if any(cfg.distortion) or any(cfg.principal_offset):
+            raise ValueError("the transient family's rig has no lens distortion or principal point offset")
+        rig = forward_facing_rig(cfg.width, cfg.height, columns=columns)
+        return transient_scene(cfg.num_frames, fps, cfg.seed), rig
+    rig = RigConfig(
+        num_cameras=cfg.num_cameras, width=cfg.width, height=cfg.height, principal_offset=cfg.principal_offset
+    )
+    cameras = camera_rig(rig, np.asarray(cfg.distortion, dtype=np.float64) if any(cfg.distortion) else None)
+    return default_scene(cfg.num_frames, fps, cfg.seed), cameras
 
 
 # ----- shared pieces -----
