@@ -12,9 +12,10 @@ held-out camera at every frame. Per run:
 
 - PSNR / SSIM / SSIM2 (SSIM with data_range 2, the papers' column) and LPIPS when its weights are
   on the machine, against the held-out video (as ``ns-eval``);
-- PSNR on dynamic pixels (a moving or transient object in the ground truth), and the mean PSNR of
+- PSNR on dynamic pixels (a moving or transient object in the ground truth), the mean PSNR of
   the frames within ±2 of a transient event (the flame jumps, goes out or comes back; the box
-  pops in or out);
+  pops in or out), and the PSNR of those frames on the transient objects' region only (every
+  pixel the flame or the box covers in the event's window);
 - static flicker: temporal std of the pixels static in the ground truth through the whole
   sequence (0–255; the ground-truth video's own value printed beside it);
 - Gaussians alive per frame (temporal opacity ≥ the render threshold), averaged over frames, and
@@ -37,6 +38,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
@@ -70,7 +72,8 @@ VARIANTS: Dict[str, List[Override]] = {
     "no-opacity-reg": [model_option("opacity_reg_weight", 0.0)],
     "no-lifespan-reg": [model_option("lifespan_reg_weight", 0.0)],
 }
-METRICS = ("psnr", "ssim", "ssim2", "lpips", "dynamic_psnr", "transient_psnr", "flicker", "alive", "fps", "train_s")
+METRICS = ("psnr", "ssim", "ssim2", "lpips", "dynamic_psnr", "transient_psnr", "transient_region_psnr", "flicker",
+           "alive", "fps", "train_s")  # fmt: skip
 
 
 @dataclass
@@ -112,6 +115,7 @@ def evaluate(variant: str, seed: int, trainer, scene: Path, seconds: float) -> R
     per_frame: List[Dict[str, float]] = []
     renders, targets, alive = [], [], []
     render_seconds = 0.0
+    model.get_outputs_for_camera(dataset.cameras[ids[0][1] : ids[0][1] + 1].to(model.device))  # warm-up, untimed
     for _, i in ids:
         cam = dataset.cameras[i : i + 1].to(model.device)
         start = time.perf_counter()
@@ -128,12 +132,16 @@ def evaluate(variant: str, seed: int, trainer, scene: Path, seconds: float) -> R
     object_ids = truth.camera_frames(camera)["object_id"][[f for f, _ in ids]]
     if object_ids.shape[1:] != pred.shape[1:3]:  # the parser downscaled the images: nearest-neighbour ids
         object_ids = np.stack([cv2.resize(o, pred.shape[2:0:-1], interpolation=cv2.INTER_NEAREST) for o in object_ids])
-    window = video_metrics.event_window(truth.transient_events, len(ids))
+    events = truth.transient_events
+    window = video_metrics.event_window(events, len(ids))
     static = video_metrics.always_static(object_ids)
     metrics = {key: float(np.mean([m[key] for m in per_frame])) for key in per_frame[0]}
     metrics.update(
         dynamic_psnr=video_metrics.masked_psnr(pred, gt, object_ids >= 0),
         transient_psnr=video_metrics.window_psnr(pred, gt, window),
+        transient_region_psnr=video_metrics.event_region_psnr(
+            pred, gt, object_ids, truth.scene().transient_object_ids(), events
+        ),
         flicker=video_metrics.static_flicker(pred, static),
         alive=float(np.mean(alive)),
         fps=len(ids) / render_seconds,
@@ -186,6 +194,9 @@ class Benchmark:
     """Also write the per-run results here (the rows are recomputed from it with --from-json)."""
     from_json: List[Path] = field(default_factory=list)
     """Print the tables of earlier runs' JSON files instead of training."""
+    reevaluate: Optional[Path] = None
+    """Recompute the metrics of the runs listed in this JSON from their checkpoints under
+    --output-dir (no training; their training times are kept) and print the tables."""
     run_one: Optional[str] = None
     """Internal: train and evaluate VARIANT:SEED in this process and print its result as JSON."""
 
@@ -194,6 +205,19 @@ def run_one(bench: Benchmark, spec: str) -> Result:
     variant, seed = spec.rsplit(":", 1)
     trainer, seconds = train(variant, int(seed), bench.scene, bench.output_dir, bench.steps)
     return evaluate(variant, int(seed), trainer, bench.scene, seconds)
+
+
+def reevaluate(bench: Benchmark, path: Path) -> List[Result]:
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    results = []
+    for old in (Result(**r) for r in json.loads(path.read_text())):
+        config = sorted(bench.output_dir.glob(f"{old.variant}-seed{old.seed}/*/*/config.yml"))[-1]
+        _, pipeline, _, _ = eval_setup(config, test_mode="test")
+        results.append(evaluate(old.variant, old.seed, SimpleNamespace(pipeline=pipeline), bench.scene,
+                                old.metrics["train_s"]))  # fmt: skip
+        CONSOLE.log(f"{old.variant} seed {old.seed}: re-evaluated from {config}")
+    return results
 
 
 def run_in_subprocess(bench: Benchmark, spec: str, threads: int) -> Result:
@@ -218,6 +242,12 @@ def main(bench: Benchmark) -> List[Result]:
         return results
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     ensure_demo_scene(bench.scene)
+    if bench.reevaluate is not None:
+        results = reevaluate(bench, bench.reevaluate)
+        if bench.json is not None:
+            bench.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+        print_tables(results)
+        return results
     if bench.run_one is not None:
         result = run_one(bench, bench.run_one)
         print("RESULT " + json.dumps(asdict(result)), flush=True)

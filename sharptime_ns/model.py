@@ -51,7 +51,7 @@ class SharpTimeModelConfig(DynamicSplatModelConfig):
     stage1_fraction: float = 1.0 / 3.0
     """Fraction of training in stage 1 (AbsGS densification, canonical times learnable)."""
     total_steps: int = PAPER_STEPS
-    """Training length; replaced by the trainer's --max-num-iterations under ns-train."""
+    """Training length; under ns-train, the run's: the step it resumes from + --max-num-iterations."""
     num_downscales: int = 0
     """Train at full resolution (the multi-view parsers already downscale the videos)."""
     lr_schedule: Literal["run", "paper"] = "run"
@@ -117,13 +117,18 @@ class SharpTimeModel(DynamicSplatModel):
 
     def init_in_time_unit(self, init: Dict[str, np.ndarray]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Velocity-aware init points (normalised time, v stored as measured velocity × f) in
-        this model's time unit: T, σt, r scale by time_scale; v is re-derived with the new f."""
+        this model's time unit: T, σt, r scale by time_scale; v is re-derived with the f this model
+        moves Gaussians by (r ≡ 0 without a learned radius, f ≡ 1 for the 4DGS-style model), so
+        every variant starts with the measured velocities."""
         as_column = lambda key: torch.as_tensor(init[key], dtype=torch.float32).reshape(-1, 1)  # noqa: E731
         tscales_n, radii_n = as_column("tscales"), as_column("radii")
         measured = torch.as_tensor(init["velocities"], dtype=torch.float32) / temporal.motion_factor(tscales_n, radii_n)
         s = self.time_scale
         times, tscales, radii = as_column("times") * s, tscales_n * s, radii_n * s
-        return measured / s * temporal.motion_factor(tscales, radii), times, tscales, radii
+        if self.config.temporal_model == "4dgs":
+            return measured / s, times, tscales, radii
+        moving_radii = radii if self.config.learn_radius else torch.zeros_like(radii)
+        return measured / s * temporal.motion_factor(tscales, moving_radii), times, tscales, radii
 
     def get_gaussian_param_groups(self) -> Dict[str, List[Parameter]]:
         groups = super().get_gaussian_param_groups()
@@ -147,7 +152,8 @@ class SharpTimeModel(DynamicSplatModel):
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
         if attributes.trainer is not None:
-            run_steps = attributes.trainer.config.max_num_iterations
+            # nerfstudio runs --max-num-iterations more steps after the step a run resumes from
+            run_steps = attributes.trainer._start_step + attributes.trainer.config.max_num_iterations
             self.strategy.total_steps = run_steps
             if self.config.lr_schedule == "run" and attributes.optimizers is not None:
                 stretched = stretch_schedules(attributes.optimizers, run_steps)

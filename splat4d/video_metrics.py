@@ -2,7 +2,9 @@
 
 - PSNR on dynamic pixels: one PSNR over every (frame, pixel) that the mask marks, pooled;
 - PSNR around transient events: the mean per-frame PSNR over the frames within ``radius`` of an
-  event (a frame at which something appears, vanishes or changes abruptly);
+  event (a frame at which something appears, vanishes or changes abruptly), and the same pooled
+  over the transient's region only (every pixel a transient object covers in any frame of the
+  event's window, so a ghost left where an object vanished counts as much as a late appearance);
 - static flicker: the temporal standard deviation of each pixel that is static in the ground truth
   over the whole sequence, averaged over those pixels, on a 0–255 scale (0 for a still image).
 """
@@ -38,6 +40,21 @@ def window_psnr(pred: np.ndarray, gt: np.ndarray, frames: List[int]) -> float:
     if not frames:
         return float("nan")
     return float(np.mean([psnr(pred[f], gt[f]) for f in frames]))
+
+
+def event_region_psnr(
+    pred: np.ndarray, gt: np.ndarray, object_ids: np.ndarray, transient_ids: Iterable[int], events: Iterable[int],
+    radius: int = 2,
+) -> float:  # fmt: skip
+    """PSNR pooled over, for each event, the frames within ``radius`` of it and the pixels that one of
+    ``transient_ids`` covers in any of those frames (object ids [F, H, W]); NaN if there are none."""
+    on_transient = np.isin(object_ids, list(transient_ids))
+    errors = []
+    for frames in (event_window([e], len(pred), radius) for e in events):
+        region = on_transient[frames].any(axis=0)
+        errors.append(((np.asarray(pred[frames], np.float64) - gt[frames]) ** 2)[:, region].reshape(-1))
+    errors = np.concatenate(errors) if errors else np.zeros(0)
+    return float("nan") if errors.size == 0 else -10.0 * np.log10(max(float(errors.mean()), 1e-10))
 
 
 def always_static(object_ids: np.ndarray) -> np.ndarray:

@@ -99,3 +99,16 @@ def test_video_metrics_on_hand_made_videos():
     flicker_video = gt.copy()
     flicker_video[::2, 2, 2] = 1.0  # one static pixel alternating 0 / 1: std 0.5
     assert abs(video_metrics.static_flicker(flicker_video, static) - 0.5 * 255 / 19) < 1e-9
+
+
+def test_event_region_psnr_sees_a_ghost_that_full_frames_hide(scene):
+    assert [scene.objects[k].name for k in scene.transient_object_ids()] == ["flame", "popping_box"]
+    gt = np.zeros((10, 20, 20, 3))
+    ids = -np.ones((10, 20, 20), int)
+    ids[:5, 2:4, 2:4] = 1  # a transient object vanishes at frame 5
+    pred = gt.copy()
+    pred[5, 2:4, 2:4] = 0.5  # the render keeps a ghost for one frame
+    region = video_metrics.event_region_psnr(pred, gt, ids, [1], [5], radius=2)
+    full = video_metrics.window_psnr(pred, gt, video_metrics.event_window([5], 10))
+    # the region is the 4 pixels over frames 3..7: MSE = 0.25 · 4 / 20
+    assert abs(region - 10 * np.log10(20 / (0.25 * 4))) < 1e-9 and full > region + 10

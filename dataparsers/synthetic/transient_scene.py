@@ -68,6 +68,13 @@ class TransientScene(SyntheticScene):
         points = np.concatenate([xy, np.zeros((len(xy), 1))], axis=1)
         return fractal_albedo(points, np.array([[0.42, 0.3, 0.2], [0.72, 0.58, 0.42]]), 1.2, self.texture_seed)
 
+    def transient_object_ids(self) -> List[int]:
+        """Ids of the objects that appear, vanish or change brightness (no matter whether they move)."""
+        return [
+            k for k, obj in enumerate(self.objects)
+            if isinstance(obj, TransientObject) and (obj.windows != ((-np.inf, np.inf),) or len(set(obj.levels)) > 1)
+        ]  # fmt: skip
+
     def transient_events(self) -> List[int]:
         """Frames f ≥ 1 at which some transient object is shown differently than at f − 1 (it
         appears, vanishes or its brightness jumps)."""
