@@ -48,7 +48,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/raster_cpu.py
 
 bench-sharptime: $(STAMP)
-	$(PY) benchmarks/sharptime_synthetic.py
+	$(PY) benchmarks/sharptime_synthetic.py --jobs 2
 
 bench-shapeofmotion: $(STAMP)
 	$(PY) benchmarks/shapeofmotion_synthetic.py
