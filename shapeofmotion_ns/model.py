@@ -35,7 +35,7 @@ from shapeofmotion_ns import losses as L
 from shapeofmotion_ns.datamanager import INIT_KEY
 from shapeofmotion_ns.geometry import project, sample_image
 from shapeofmotion_ns.init import SceneInit, empty_init
-from shapeofmotion_ns.masked_metrics import masked_psnr, masked_ssim
+from shapeofmotion_ns.masked_metrics import MaskedLPIPS, masked_psnr, masked_ssim
 from shapeofmotion_ns.motion import (bases_at, blend, displacements_from_bases, interpolate_frames, matrix_to_quat,
                                      move_means, move_quats, quat_multiply)  # fmt: skip
 from shapeofmotion_ns.normalization import SceneNormalization
@@ -107,6 +107,7 @@ class ShapeOfMotionModel(DynamicSplatModel):
         self.viewer_num_trajectories = ViewerSlider("Trajectories shown", 200, 10, 2000, 10,
                                                     cb_hook=self.show_trajectories)  # fmt: skip
         self.trajectory_handles: List = []
+        self.masked_lpips = MaskedLPIPS()  # built on first use, when its weights are local
 
     # ----- parameters -----
     def initial_gaussians(self) -> Dict[str, Parameter]:
@@ -291,8 +292,9 @@ class ShapeOfMotionModel(DynamicSplatModel):
 
     # ----- evaluation -----
     def get_image_metrics_and_images(self, outputs, batch):
-        """The base metrics plus DyCheck's masked mPSNR / mSSIM over the valid pixels, restricted to
-        the ones the training camera saw when the batch has a ``covisible_mask``."""
+        """The base metrics plus DyCheck's masked mPSNR / mSSIM / mLPIPS (when the LPIPS weights
+        are local) over the valid pixels, restricted to the ones the training camera saw when the
+        batch has a ``covisible_mask``."""
         metrics, images = super().get_image_metrics_and_images(outputs, batch)
         mask = torch.ones_like(outputs["rgb"][..., 0])
         for key in ("mask", "covisible_mask"):
@@ -301,6 +303,8 @@ class ShapeOfMotionModel(DynamicSplatModel):
         gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
         metrics["mpsnr"] = float(masked_psnr(outputs["rgb"], gt, mask))
         metrics["mssim"] = float(masked_ssim(outputs["rgb"], gt, mask))
+        if self.masked_lpips.available:
+            metrics["mlpips"] = float(self.masked_lpips(outputs["rgb"], gt, mask))
         return metrics, images
 
     # ----- losses -----
