@@ -112,7 +112,9 @@ class Benchmark:
     80 % of the run). Off: none within these short runs, since recovering from a reset takes a
     fixed number of Adam steps (opacity rate × steps), not a fraction of the run."""
     num_dynamic: int = 2000
+    """Lifted tracks the initialization requests (dynamic Gaussians)."""
     num_static: int = 3000
+    """Static points of the initialization."""
     init_optim_steps: int = 1000
     """Steps of the initialization's fit of the motion bases."""
     max_eval_frames: int = 12
@@ -122,7 +124,9 @@ class Benchmark:
     rows: Tuple[str, ...] = ("init", "full", "per_gaussian", "no_track", "recipe_off")
     """Trained rows to run (names of ``variants``)."""
     output_json: Optional[Path] = None
+    """Where to save the config, every run and the summarized rows (JSON)."""
     output_md: Optional[Path] = None
+    """Where to save the table (markdown)."""
 
     def variants(self) -> Dict[str, Tuple[str, Callable[[TrainerConfig], TrainerConfig]]]:
         identity = lambda cfg: cfg  # noqa: E731
