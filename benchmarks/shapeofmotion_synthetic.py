@@ -101,7 +101,7 @@ class Benchmark:
     """The scene written when ``out_dir/scene`` does not exist."""
     factor: int = 2
     """Training / evaluation resolution: rgb/<factor>x (the reference trains DyCheck at 2x)."""
-    epochs: int = 20
+    epochs: int = 40
     """Passes over the training frames of every trained row (the reference: 500)."""
     seeds: Tuple[int, ...] = (0, 1, 2)
     """Training seeds of every trained row (sampling of frames / targets, splits, ...)."""
