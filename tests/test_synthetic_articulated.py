@@ -33,6 +33,6 @@ def test_written_scene_rebuilds_the_articulated_scene(tmp_path):
     out = write_monocular_scene(tmp_path / "scene", MonocularConfig(num_frames=3, width=32, height=24,
                                                                      scene="articulated", handheld_tremor=0.02))  # fmt: skip
     truth = load_ground_truth(out)
-    assert truth.kind == "articulated" and truth.object_names[:3] == ["upper_arm", "forearm", "hand"]
+    assert truth.family == "articulated" and truth.object_names[:3] == ["upper_arm", "forearm", "hand"]
     rebuilt = truth.scene()
     assert np.allclose(rebuilt.object_pose(1, 2.0), truth.object_poses[2, 1])
