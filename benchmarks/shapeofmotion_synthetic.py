@@ -1,11 +1,16 @@
 """Shape of Motion on a synthetic monocular scene with noisy priors: the lifted 2D-track prior,
-the initialization, the trained model and two ablations of the paper's Table 4, on the same
-long-range tracking metrics (against the exact 3D tracks) and the validation cameras' mPSNR.
+the initialization, the trained model, two ablations of the paper's Table 4 and the recipe before
+issue 13, on the same long-range tracking metrics (against the exact 3D tracks) and the
+validation cameras' masked image metrics, each trained row over several seeds (mean ± std).
 
-    python benchmarks/shapeofmotion_synthetic.py                       # ~10-15 min on 2 CPU cores
-    python benchmarks/shapeofmotion_synthetic.py --steps 300 --output-json som.json --output-md som.md
+    python benchmarks/shapeofmotion_synthetic.py                       # ~60 min on 2 loaded CPU cores
+    python benchmarks/shapeofmotion_synthetic.py --epochs 8 --seeds 0 --output-json som.json --output-md som.md
 
-Rows (all trained ones with ``--steps`` steps and the same initialization, cached in the scene):
+Scene (written once into ``out_dir/scene``, then reused): the articulated scene (articulated.py: a
+3-link arm and a rigid rolling sphere), 60 frames of 240×180 from a hand-held camera with
+tremor, trained on the 2x images (120×90, as the reference trains DyCheck at 2x).
+Rows (all trained ones for ``--epochs`` passes over the training frames, the same renders each,
+and the same initialization, cached in the scene):
 - prior: every ground-truth track's 2D track lifted at the depth prior (lift.py), unobserved
   frames interpolated as the initialization does; 2D from projecting it;
 - init: the initialization after one training step, read out like the trained rows (rendered
@@ -13,11 +18,18 @@ Rows (all trained ones with ``--steps`` steps and the same initialization, cache
 - init trajectories: the initialization's dynamic Gaussians themselves, each scored on the
   ground-truth track whose lifted 2D track it was fitted to (the prior's association, no
   rendering; only the tracks the initialization kept), beside the prior on those same tracks;
-- full: Shape of Motion;
+- full: Shape of Motion with the reference's recipe (8 frames per step, static learning rates,
+  opacity reset / split as the reference);
 - per-Gaussian translation: ``motion_model="per_gaussian_translation"``;
-- no 2D-track loss: ``w_track = 0``.
-The priors are degraded more than MonocularConfig's defaults (``--degradation.*``): per-frame
-disparity scale / shift errors and pixel noise, track jitter and dropouts, mask errors.
+- no 2D-track loss: ``w_track = 0``;
+- reference recipe off: config.pre_issue13_recipe (1 frame per step with the same step numbers
+  of the control schedule, so control ends after 8× fewer renders; one set of learning rates,
+  eps 1e-15, scale decay over 30k steps, clamped resets, sampled splits), 8× the steps.
+The density control is the reference's schedule (in its 8-frame steps) scaled by epochs / 500
+(the reference trains 500 epochs), without opacity resets unless ``--reset-opacities``; the
+densification threshold is 2e-3 (reference 2e-4: too many Gaussians for this CPU budget). The priors are degraded more than MonocularConfig's defaults
+(``--degradation.*``): per-frame disparity scale / shift errors and pixel noise, track jitter and
+dropouts, mask errors.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -39,121 +51,189 @@ from dataparsers.iphone.dataset import IPhoneDataset
 from dataparsers.iphone.layout import IPhoneLayout
 from dataparsers.synthetic.monocular import MonocularConfig, write_monocular_scene
 from dataparsers.synthetic.monocular_priors import PriorDegradation
-from shapeofmotion_ns.config import shapeofmotion
-from shapeofmotion_ns.eval_tracks import EvalTracks, load_trained, pixels_to_1x, score_tracks
+from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.models.splatfacto import get_viewmat
+from shapeofmotion_ns.config import pre_issue13_recipe, shapeofmotion
+from shapeofmotion_ns.eval_tracks import EvalTracks, pixels_to_1x, score_tracks
 from shapeofmotion_ns.geometry import apply_transform, camera_centres, project
 from shapeofmotion_ns.init import InitConfig, cached_initialize_scene
 from shapeofmotion_ns.init_motion import fill_missing
 from shapeofmotion_ns.iphone_frames import training_frames
 from shapeofmotion_ns.lift import lift_points, usable_depths
-from shapeofmotion_ns.track_annotations import AnnotatedFrames, from_ground_truth_tracks
 from shapeofmotion_ns.motion import bases_at, blend, move_means
+from shapeofmotion_ns.recipe import REFERENCE_FRAMES_PER_STEP
+from shapeofmotion_ns.track_annotations import AnnotatedFrames, from_ground_truth_tracks
 from shapeofmotion_ns.track_metrics import TrackAnnotations, TrackPredictions
-from nerfstudio.models.splatfacto import get_viewmat
 from splat4d.training import train_in_process
 
 NOISY = PriorDegradation(disparity_scale_error=0.1, disparity_shift_error=0.05, disparity_noise=0.03,
-                         track_jitter=1.0, track_dropout=0.15, mask_error=1)  # fmt: skip
+                         track_jitter=1.0, track_dropout=0.15, mask_error=1, track_stride=8)  # fmt: skip
+REFERENCE_EPOCHS = 500  # run_training.py num_epochs
+METRICS = ("epe", "delta_3d_5cm", "delta_3d_10cm", "aj", "delta_avg", "mpsnr", "mssim", "mlpips", "seconds")
+
+
+def scene_config() -> MonocularConfig:
+    return MonocularConfig(num_frames=60, width=240, height=180, scene="articulated", handheld_tremor=0.02,
+                           degradation=dataclasses.replace(NOISY))  # fmt: skip
+
+
+def pre_issue13(cfg: TrainerConfig) -> TrainerConfig:
+    """The recipe before issue 13 at the same renders: 1 frame per step, 8× the steps."""
+    cfg.max_num_iterations *= cfg.pipeline.model.frames_per_step
+    return pre_issue13_recipe(cfg)
+
+
+def with_model(**fields) -> Callable[[TrainerConfig], TrainerConfig]:
+    def change(cfg: TrainerConfig) -> TrainerConfig:
+        for name, value in fields.items():
+            target = cfg.pipeline.model.loss_weights if name.startswith("w_") else cfg.pipeline.model
+            setattr(target, name, value)
+        return cfg
+
+    return change
 
 
 @dataclass
 class Benchmark:
     out_dir: Path = Path("outputs/shapeofmotion_synthetic")
     """Scene (reused when present) and training runs."""
-    width: int = 96
-    height: int = 72
-    num_frames: int = 12
-    steps: int = 2000
-    """Training steps of every trained row."""
+    scene: MonocularConfig = field(default_factory=scene_config)
+    """The scene written when ``out_dir/scene`` does not exist."""
+    factor: int = 2
+    """Training / evaluation resolution: rgb/<factor>x (the reference trains DyCheck at 2x)."""
+    epochs: int = 40
+    """Passes over the training frames of every trained row (the reference: 500)."""
+    seeds: Tuple[int, ...] = (0, 1, 2)
+    """Training seeds of every trained row (sampling of frames / targets, splits, ...)."""
+    densify_threshold: float = 0.002
+    """Densification's screen-gradient threshold (the reference's 2e-4 grows too many Gaussians here)."""
+    reset_opacities: bool = False
+    """Opacity resets at the reference's period scaled like the rest of the schedule (its first at
+    80 % of the run). Off: none within these short runs, since recovering from a reset takes a
+    fixed number of Adam steps (opacity rate × steps), not a fraction of the run."""
     num_dynamic: int = 2000
+    """Lifted tracks the initialization requests (dynamic Gaussians)."""
     num_static: int = 3000
+    """Static points of the initialization."""
     init_optim_steps: int = 1000
     """Steps of the initialization's fit of the motion bases."""
     max_eval_frames: int = 12
     """Annotated frames of the tracking metrics (all ordered pairs are evaluated)."""
-    degradation: PriorDegradation = field(default_factory=lambda: dataclasses.replace(NOISY))
+    max_eval_images: int = 24
+    """Validation images of the masked image metrics (evenly spaced over both cameras)."""
+    rows: Tuple[str, ...] = ("init", "full", "per_gaussian", "no_track", "recipe_off")
+    """Trained rows to run (names of ``variants``)."""
     output_json: Optional[Path] = None
+    """Where to save the config, every run and the summarized rows (JSON)."""
     output_md: Optional[Path] = None
+    """Where to save the table (markdown)."""
+
+    def variants(self) -> Dict[str, Tuple[str, Callable[[TrainerConfig], TrainerConfig]]]:
+        identity = lambda cfg: cfg  # noqa: E731
+        return {
+            "init": ("initialization (1 step)", lambda cfg: dataclasses.replace(cfg, max_num_iterations=1)),
+            "full": ("full", identity),
+            "per_gaussian": ("per-Gaussian translation", with_model(motion_model="per_gaussian_translation")),
+            "no_track": ("no 2D-track loss", with_model(w_track=0.0)),
+            "recipe_off": ("reference recipe off (before issue 13)", pre_issue13),
+        }
 
     def main(self) -> List[Dict]:
-        if self.steps < 2:
-            raise ValueError(f"--steps must be at least 2 (the init row trains 1), got {self.steps}")
         scene = self.out_dir / "scene"
         if not scene.exists():
-            write_monocular_scene(scene, MonocularConfig(num_frames=self.num_frames, width=self.width,
-                                                         height=self.height, degradation=self.degradation))  # fmt: skip
-        rows = [timed("lifted 2D-track prior", lambda: prior_metrics(scene, self.max_eval_frames))]
-        variants = [("initialization (1 step)", 1, {}), ("full", self.steps, {}),
-                    ("per-Gaussian translation", self.steps, {"motion_model": "per_gaussian_translation"}),
-                    ("no 2D-track loss", self.steps, {"w_track": 0.0})]  # fmt: skip
-        for k, (name, steps, change) in enumerate(variants):
-            rows.append(timed(name, lambda: self.trained_metrics(scene, self.out_dir / f"run{k}", steps, change)))
-            if k == 0:  # the initialization is cached now
-                rows[1:1] = init_trajectory_rows(scene, self.init_config(), self.max_eval_frames)
-        table = markdown(rows, self.steps)
+            start = time.perf_counter()
+            write_monocular_scene(scene, self.scene)
+            print(f"scene written in {time.perf_counter() - start:.0f} s")
+        runs: List[Dict] = [timed("lifted 2D-track prior", None, lambda: prior_metrics(scene, self.max_eval_frames,
+                                                                                       self.factor))]  # fmt: skip
+        variants = self.variants()
+        for key in self.rows:
+            name, change = variants[key]
+            for seed in self.seeds:
+                out = self.out_dir / f"{key}_seed{seed}"
+                runs.append(timed(name, seed, lambda: self.trained_metrics(scene, out, seed, change)))
+                self.save(runs)
+            if key == "init":  # the initialization is cached now
+                runs[1:1] = init_trajectory_rows(scene, self.init_config(), self.max_eval_frames, self.factor)
+        self.save(runs)
+        return runs
+
+    def save(self, runs: List[Dict]) -> None:
+        table = markdown(summarize(runs), self.epochs, len(self.seeds))
         print(table)
         if self.output_md is not None:
             self.output_md.write_text(table + "\n")
         if self.output_json is not None:
-            self.output_json.write_text(json.dumps({"config": json.loads(json.dumps(dataclasses.asdict(self),
-                                                                                    default=str)),
-                                                    "rows": rows}, indent=2))  # fmt: skip
-        return rows
+            config = json.loads(json.dumps(dataclasses.asdict(self), default=str))
+            self.output_json.write_text(json.dumps({"config": config, "runs": runs, "rows": summarize(runs)}, indent=2))
 
-    def trained_metrics(self, scene: Path, out: Path, steps: int, change: Dict) -> Dict[str, float]:
-        config = train(scene, out, steps, self.init_config(), change)
-        metrics = EvalTracks(config, out / "tracks.json", ground_truth="tracks", max_frames=self.max_eval_frames).main()
-        return {**metrics, "mpsnr": validation_mpsnr(config)}
+    def trained_metrics(self, scene: Path, out: Path, seed: int, change) -> Dict[str, float]:
+        config = train(change(self.base_config(scene, out, seed)))
+        return EvalTracks(config, out / "tracks.json", ground_truth="tracks", max_frames=self.max_eval_frames,
+                          max_images=self.max_eval_images).main()  # fmt: skip
+
+    def base_config(self, scene: Path, out: Path, seed: int) -> TrainerConfig:
+        """The full model's config: the reference's schedule scaled to ``epochs`` (module docstring)."""
+        cfg = copy.deepcopy(shapeofmotion.config)
+        cfg.pipeline.datamanager.data = scene
+        cfg.pipeline.datamanager.dataparser.factor = self.factor
+        cfg.pipeline.datamanager.init = self.init_config()
+        cfg.pipeline.datamanager.seed = cfg.machine.seed = seed
+        frames = self.scene.num_frames
+        cfg.max_num_iterations = max(2, round(self.epochs * frames / REFERENCE_FRAMES_PER_STEP))
+        scale = self.epochs / REFERENCE_EPOCHS  # the reference's schedule, shrunk like its length
+        control = cfg.pipeline.model.density_control
+        for name in ("warmup_steps", "control_every", "stop_control_by_screen_steps", "stop_control_steps",
+                     "stop_densify_steps"):  # fmt: skip
+            setattr(control, name, max(1, round(getattr(control, name) * scale)))
+        control.densify_pause_after_reset = max(1, round(frames * scale))  # reference: num_frames steps
+        control.cull_pause_after_reset = max(1, round(min(3 * frames, 1000) * scale))
+        control.densify_xys_grad_threshold = self.densify_threshold
+        if not self.reset_opacities:
+            control.reset_opacity_every_n_controls = 10**6
+        cfg.optimizers["scales"]["scheduler"].max_steps = max(1, round(5000 * scale))
+        cfg.output_dir, cfg.vis = out, "tensorboard"
+        cfg.steps_per_eval_image = cfg.steps_per_eval_all_images = cfg.steps_per_eval_batch = 10**9
+        cfg.steps_per_save = 10**9
+        return cfg
 
     def init_config(self) -> InitConfig:
         return InitConfig(num_dynamic=self.num_dynamic, num_static=self.num_static, min_cluster_points=20,
                           optim_steps=self.init_optim_steps)  # fmt: skip
 
 
-def timed(name: str, run) -> Dict:
+def timed(name: str, seed: Optional[int], run) -> Dict:
     start = time.perf_counter()
     metrics = run()
-    return {"row": name, **metrics, "seconds": time.perf_counter() - start}
+    return {"row": name, "seed": seed, **metrics, "seconds": time.perf_counter() - start}
 
 
-def train(scene: Path, out: Path, steps: int, init: InitConfig, change: Dict) -> Path:
-    """Trains the shapeofmotion method (model / loss-weight fields in ``change``); returns config.yml."""
-    cfg = copy.deepcopy(shapeofmotion.config)
-    cfg.pipeline.datamanager.data = scene
-    cfg.pipeline.datamanager.init = init
-    model = cfg.pipeline.model
-    model.motion_model = change.get("motion_model", model.motion_model)
-    model.loss_weights.w_track = change.get("w_track", model.loss_weights.w_track)
-    control = model.density_control  # a few densifications, no opacity reset within these short runs
-    control.warmup_steps, control.control_every = 100, 50
-    control.reset_opacity_every_n_controls = 10**6
-    control.stop_control_steps = control.stop_control_by_screen_steps = int(0.8 * steps)
-    control.densify_xys_grad_threshold = 0.002
-    cfg.max_num_iterations = steps
-    cfg.output_dir, cfg.vis = out, "tensorboard"
-    cfg.steps_per_eval_image = cfg.steps_per_eval_all_images = cfg.steps_per_eval_batch = 10**9
-    cfg.steps_per_save = 10**9
+def train(cfg: TrainerConfig) -> Path:
+    """Trains a shapeofmotion TrainerConfig; returns its config.yml."""
     train_in_process(cfg)
     return cfg.get_base_dir() / "config.yml"
 
 
-@torch.no_grad()
-def validation_mpsnr(config: Path) -> float:
-    """Mean masked PSNR (covisible pixels) over the validation cameras' images."""
-    _, pipeline = load_trained(config)
-    dataset, model = pipeline.datamanager.eval_dataset, pipeline.model
-    values = []
-    for i in range(len(dataset)):
-        batch = dataset.get_data(i, image_type="float32")
-        outputs = model.get_outputs_for_camera(dataset.cameras[i : i + 1].to(model.device))
-        values.append(model.get_image_metrics_and_images(outputs, batch)[0]["mpsnr"])
-    return float(torch.tensor(values).mean())
+def summarize(runs: List[Dict]) -> List[Dict]:
+    """Per row (in order of appearance): mean and std over its runs of every metric present."""
+    rows: Dict[str, List[Dict]] = {}
+    for run in runs:
+        rows.setdefault(run["row"], []).append(run)
+    out = []
+    for name, group in rows.items():
+        row: Dict = {"row": name, "runs": len(group)}
+        for key in METRICS:
+            values = [r[key] for r in group if isinstance(r.get(key), (int, float))]
+            if values:
+                row[key], row[key + "_std"] = float(np.mean(values)), float(np.std(values, ddof=1) if len(values) > 1 else 0.0)
+        out.append(row)
+    return out
 
 
-def lifted_tracks(scene: Path):
+def lifted_tracks(scene: Path, factor: int):
     """The scene's training data and every ground-truth track's lifted 2D track ([P, T, 3] world,
     unobserved frames interpolated as the initialization does; [P, T] visibility)."""
-    outputs = IPhoneDataParserConfig(data=scene).setup().get_dataparser_outputs("train")
+    outputs = IPhoneDataParserConfig(data=scene, factor=factor).setup().get_dataparser_outputs("train")
     dataset = IPhoneDataset(outputs)
     frames = training_frames(dataset)
     usable, depths = usable_depths(frames)
@@ -190,20 +270,20 @@ def score_track_positions(scene: Path, outputs, dataset, frames, xyz: torch.Tens
     return score_tracks(predictions, ann, pixels_to_1x(dataset))
 
 
-def prior_metrics(scene: Path, max_frames: int) -> Dict[str, float]:
+def prior_metrics(scene: Path, max_frames: int, factor: int) -> Dict[str, float]:
     """Tracking metrics of the lifted 2D tracks of every ground-truth track (module docstring)."""
-    outputs, dataset, frames, xyz, visible = lifted_tracks(scene)
+    outputs, dataset, frames, xyz, visible = lifted_tracks(scene, factor)
     num_gt = int(np.load(IPhoneLayout(scene).ground_truth_dir / "tracks_3d.npz")["positions"].shape[0])
     if num_gt != len(xyz):
         raise ValueError(f"{len(xyz)} 2D tracks but {num_gt} ground-truth tracks")
     return score_track_positions(scene, outputs, dataset, frames, xyz, visible, torch.arange(len(xyz)), max_frames)
 
 
-def init_trajectory_rows(scene: Path, init_config: InitConfig, max_frames: int) -> List[Dict]:
+def init_trajectory_rows(scene: Path, init_config: InitConfig, max_frames: int, factor: int) -> List[Dict]:
     """The cached initialization's dynamic Gaussians scored on their own ground-truth tracks, and
     the lifted prior on the same tracks (module docstring); visibility is the lifted one in both."""
     start = time.perf_counter()
-    outputs, dataset, frames, xyz, visible = lifted_tracks(scene)
+    outputs, dataset, frames, xyz, visible = lifted_tracks(scene, factor)
     device = "cuda" if torch.cuda.is_available() else "cpu"  # as the datamanager keys the cache
     init = cached_initialize_scene(frames, init_config, scene, device)
     offsets = torch.tensor([0, *frames.tracks.num_points]).cumsum(0)
@@ -216,18 +296,26 @@ def init_trajectory_rows(scene: Path, init_config: InitConfig, max_frames: int) 
     middle = time.perf_counter()
     prior = score_track_positions(scene, outputs, dataset, frames, xyz[tracks], visible[tracks], tracks, max_frames)
     label = f"{num_dyn}/{len(xyz)} tracks"
-    return [{"row": f"lifted prior, the init's {label}", **prior, "seconds": time.perf_counter() - middle},
-            {"row": f"init trajectories, {label} (no rendering)", **own, "seconds": middle - start}]
+    return [{"row": f"lifted prior, the init's {label}", "seed": None, **prior, "seconds": time.perf_counter() - middle},
+            {"row": f"init trajectories, {label} (no rendering)", "seed": None, **own, "seconds": middle - start}]
 
 
-def markdown(rows: List[Dict], steps: int) -> str:
-    cell = lambda row, key, fmt: format(row[key], fmt) if key in row else "—"  # noqa: E731
-    lines = [f"| row ({steps} training steps) | EPE (m) ↓ | δ3D@5cm ↑ | δ3D@10cm ↑ | AJ ↑ | ⟨δ_avg⟩ ↑ | mPSNR ↑ | time (s) |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+def markdown(rows: List[Dict], epochs: int, seeds: int) -> str:
+    """One line per row: mean ± std over its runs (seeds)."""
+
+    def cell(row: Dict, key: str, fmt: str) -> str:
+        if key not in row:
+            return "—"
+        std = row.get(key + "_std", 0.0)
+        return format(row[key], fmt) + (f" ± {format(std, fmt)}" if row["runs"] > 1 else "")
+
+    lines = [f"| row ({epochs} epochs, {seeds} seeds) | runs | EPE (m) ↓ | δ3D@5cm ↑ | δ3D@10cm ↑ | AJ ↑ | ⟨δ_avg⟩ ↑ | "
+             "mPSNR ↑ | mSSIM ↑ | mLPIPS ↓ | time (s) |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in rows:
-        lines.append(f"| {row['row']} | {cell(row, 'epe', '.4f')} | {cell(row, 'delta_3d_5cm', '.3f')} | "
+        lines.append(f"| {row['row']} | {row['runs']} | {cell(row, 'epe', '.4f')} | {cell(row, 'delta_3d_5cm', '.3f')} | "
                      f"{cell(row, 'delta_3d_10cm', '.3f')} | {cell(row, 'aj', '.3f')} | {cell(row, 'delta_avg', '.3f')} | "
-                     f"{cell(row, 'mpsnr', '.2f')} | {row['seconds']:.0f} |")  # fmt: skip
+                     f"{cell(row, 'mpsnr', '.2f')} | {cell(row, 'mssim', '.3f')} | {cell(row, 'mlpips', '.3f')} | "
+                     f"{row.get('seconds', 0.0):.0f} |")  # fmt: skip
     return "\n".join(lines)
 
 

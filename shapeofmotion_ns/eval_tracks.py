@@ -5,7 +5,9 @@ written as JSON.
     shapeofmotion-eval-tracks --load-config ... --ground-truth tracks   # synthetic scenes
 
 Metrics (track_metrics.py): EPE (m), δ3D@5cm / @10cm, AJ, ⟨δ_avg⟩ (4–64 px thresholds, in
-pixels of the 1x images as in the reference) and occlusion accuracy.
+pixels of the 1x images as in the reference) and occlusion accuracy; with ``image_metrics``
+also mPSNR, mSSIM and mLPIPS ("unavailable" without local LPIPS weights) over the validation
+images' covisible pixels (eval_images.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from dataparsers.iphone.dataset import IPhoneDataset
 from dataparsers.iphone.layout import LIDAR, IPhoneLayout
+from shapeofmotion_ns.eval_images import validation_image_metrics
 from shapeofmotion_ns.track_annotations import AnnotatedFrames, from_ground_truth_tracks, from_keypoints
 from shapeofmotion_ns.track_metrics import (TrackAnnotations, TrackPredictions, align_to_metric, similarity_alignment,
                                             tracking_2d_metrics, tracking_3d_metrics)  # fmt: skip
@@ -47,6 +50,10 @@ class EvalTracks:
     """Ground-truth tracks; default <data>/ground_truth/tracks_3d.npz."""
     max_frames: int = 10
     """With ground-truth tracks: evenly spaced training frames to evaluate (all pairs are rendered)."""
+    image_metrics: bool = True
+    """Also report mPSNR / mSSIM / mLPIPS over the validation images."""
+    max_images: int = 0
+    """Validation images of the image metrics, evenly spaced (0: all)."""
 
     def main(self) -> Dict[str, float]:
         config, pipeline = load_trained(self.load_config)
@@ -63,6 +70,8 @@ class EvalTracks:
         scale, _, _ = similarity_alignment(from_centres, ann.camera_centres)
         predictions = predict_tracks(pipeline.model, cameras, annotated.frames, ann.points_2d, scale)
         metrics = score_tracks(predictions, ann, pixels_to_1x(dataset))
+        if self.image_metrics:
+            metrics.update(validation_image_metrics(pipeline, self.max_images))
         result = {**metrics, "ground_truth": self.ground_truth, "num_frames": len(annotated.frames),
                   "num_points": int(ann.visible.shape[1]), "metric": metric_scale is not None}  # fmt: skip
         self.output_path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,14 +2,23 @@
 
 - mPSNR = −10 log₁₀( Σ m·(x̂ − x)² / (3 Σ m) );
 - mSSIM: SSIM with an 11-tap Gaussian window (σ = 1.5) whose local statistics are averaged over
-  the masked pixels only, then averaged over the image (windows without masked pixels count 1).
+  the masked pixels only (the separable window passed horizontally, then vertically, as the
+  reference), then averaged over the image;
+- mLPIPS = Σ m · LPIPS_map(m·x̂, m·x) / Σ m with the spatial AlexNet LPIPS map (torchmetrics'
+  network; its ImageNet AlexNet weights must be in the local torch hub cache: nothing is
+  downloaded, and without them mLPIPS is reported unavailable).
 """
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
+from rich.console import Console
 from torch import Tensor
+
+from splat4d.metrics import alexnet_weights_path
 
 WINDOW, SIGMA, K1, K2 = 11, 1.5, 0.01, 0.03
 
@@ -24,7 +33,7 @@ def masked_blur(values: Tensor, mask: Tensor, taps: Tensor) -> Tensor:
     """Mean of values [C, H, W] over the masked pixels [H, W] of each separable-window position
     ('valid' convolution), 0 where the window holds none."""
     out, weight = values * mask, mask[None]
-    for kernel in (taps[None, None, :, None], taps[None, None, None, :]):  # vertical, then horizontal
+    for kernel in (taps[None, None, None, :], taps[None, None, :, None]):  # horizontal, then vertical
         ones = torch.ones_like(kernel)
         out_sum = F.conv2d(out[:, None], kernel)[:, 0]
         count = F.conv2d(weight[:, None], ones)[:, 0]
@@ -48,3 +57,39 @@ def masked_ssim(pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
     c1, c2 = K1**2, K2**2
     ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return ssim.mean()
+
+
+def masked_lpips(pred: Tensor, gt: Tensor, mask: Tensor, net: torch.nn.Module) -> Tensor:
+    """pred, gt [H, W, 3] in [0, 1]; mask [H, W]; ``net`` a spatial LPIPS network (maps [1, 1, H, W])."""
+    m = mask.to(pred.dtype)
+    scores = net((pred * m[..., None]).permute(2, 0, 1)[None], (gt * m[..., None]).permute(2, 0, 1)[None],
+                 normalize=True)  # fmt: skip
+    return (scores[0, 0] * m).sum() / m.sum().clamp(min=1e-12)
+
+
+class MaskedLPIPS:
+    """mLPIPS with the AlexNet LPIPS network built on first use when its weights are local; a
+    ``net`` given here (e.g. randomly initialised, in tests) is used as it is."""
+
+    def __init__(self, net: Optional[torch.nn.Module] = None) -> None:
+        self.net, self._checked = net, net is not None
+
+    @property
+    def available(self) -> bool:
+        if not self._checked:
+            self._checked = True
+            weights = alexnet_weights_path()
+            if weights.exists():
+                from torchmetrics.functional.image.lpips import _NoTrainLpips
+
+                self.net = _NoTrainLpips(net="alex", spatial=True)
+            else:
+                Console().print(f"[yellow]mLPIPS unavailable: AlexNet weights not found at {weights} (nothing is "
+                                "downloaded; place the file there to enable it)")  # fmt: skip
+        return self.net is not None
+
+    @torch.no_grad()
+    def __call__(self, pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
+        assert self.net is not None, "check .available first"
+        self.net = self.net.to(pred.device).eval()
+        return masked_lpips(pred, gt, mask, self.net)

@@ -35,10 +35,12 @@ from shapeofmotion_ns import losses as L
 from shapeofmotion_ns.datamanager import INIT_KEY
 from shapeofmotion_ns.geometry import project, sample_image
 from shapeofmotion_ns.init import SceneInit, empty_init
-from shapeofmotion_ns.masked_metrics import masked_psnr, masked_ssim
+from shapeofmotion_ns.masked_metrics import MaskedLPIPS, masked_psnr, masked_ssim
 from shapeofmotion_ns.motion import (bases_at, blend, displacements_from_bases, interpolate_frames, matrix_to_quat,
                                      move_means, move_quats, quat_multiply)  # fmt: skip
 from shapeofmotion_ns.normalization import SceneNormalization
+from shapeofmotion_ns.recipe import (REFERENCE_FRAMES_PER_STEP, StaticLearningRates, install_static_learning_rates,
+                                     merge_render_infos)  # fmt: skip
 from shapeofmotion_ns.strategy import DensityControlConfig, ShapeOfMotionStrategy
 from shapeofmotion_ns.track_batch import TrackBatch, TrackTargets
 from shapeofmotion_ns.trajectories import draw_trajectories, sample_trajectories
@@ -69,6 +71,16 @@ class ShapeOfMotionModelConfig(DynamicSplatModelConfig):
     density_control: DensityControlConfig = field(default_factory=DensityControlConfig)
     """Adaptive density control (clone / split / cull / opacity reset); splatfacto's refinement
     fields (warmup_length, densify_grad_thresh, cull_alpha_thresh, ...) are not used."""
+    frames_per_step: int = REFERENCE_FRAMES_PER_STEP
+    """Training frames rendered per optimizer step, their losses averaged (the reference's batch
+    of 8; 1 before issue 13). Needs the shapeofmotion pipeline (recipe.py)."""
+    control_schedule: Literal["renders", "steps"] = "renders"
+    """renders: density_control's step numbers are steps of 8 frames, as the reference's, and
+    are scaled by 8 / frames_per_step, so control sees the reference's number of renders whatever
+    the batch; steps: they are training steps as they stand (before issue 13)."""
+    static_learning_rates: StaticLearningRates = field(default_factory=StaticLearningRates)
+    """Learning rates of the static (background) Gaussians, separate from the dynamic ones' as in
+    the reference (static opacities 5e-2)."""
 
 
 class ShapeOfMotionModel(DynamicSplatModel):
@@ -95,6 +107,7 @@ class ShapeOfMotionModel(DynamicSplatModel):
         self.viewer_num_trajectories = ViewerSlider("Trajectories shown", 200, 10, 2000, 10,
                                                     cb_hook=self.show_trajectories)  # fmt: skip
         self.trajectory_handles: List = []
+        self.masked_lpips = MaskedLPIPS()  # built on first use, when its weights are local
 
     # ----- parameters -----
     def initial_gaussians(self) -> Dict[str, Parameter]:
@@ -143,11 +156,35 @@ class ShapeOfMotionModel(DynamicSplatModel):
         return groups
 
     def build_strategy(self) -> ShapeOfMotionStrategy:
-        strategy = ShapeOfMotionStrategy(self.config.density_control, num_frames=self.num_train_frames,
-                                         static_scale=float(self.static_extent))  # fmt: skip
-        CONSOLE.log(f"Shape of Motion: opacity reset every {strategy.reset_every} steps; densification pauses "
-                    f"{strategy.densify_pause} and culling {strategy.cull_pause} steps after each reset")  # fmt: skip
+        cfg = self.config
+        if cfg.frames_per_step < 1:
+            raise ValueError(f"frames_per_step must be at least 1, got {cfg.frames_per_step}")
+        step_scale = REFERENCE_FRAMES_PER_STEP / cfg.frames_per_step if cfg.control_schedule == "renders" else 1.0
+        strategy = ShapeOfMotionStrategy(cfg.density_control, num_frames=self.num_train_frames,
+                                         static_scale=float(self.static_extent), step_scale=step_scale)  # fmt: skip
+        CONSOLE.log(f"Shape of Motion: {cfg.frames_per_step} frames per step; opacity reset every "
+                    f"{strategy.reset_every} steps; densification pauses {strategy.densify_pause} and culling "
+                    f"{strategy.cull_pause} steps after each reset")  # fmt: skip
+        self._step_infos: List[Dict] = []
+        self._infos_step = -1
+        self._lr_hooks: Optional[List] = None
         return strategy
+
+    def step_cb(self, optimizers, step) -> None:
+        """As splatfacto's; the first time, also installs the static Gaussians' learning rates."""
+        super().step_cb(optimizers, step)
+        if self._lr_hooks is None:
+            is_static = lambda: self.gauss_params["is_dynamic"].detach() <= 0.5  # noqa: E731
+            self._lr_hooks = install_static_learning_rates(self.config.static_learning_rates, self.optimizers,
+                                                           is_static)  # fmt: skip
+
+    def step_post_backward(self, step: int) -> None:
+        """Density control over all the frames rendered in this step."""
+        assert step == self.step
+        infos = self._step_infos if self._infos_step == self.step and self._step_infos else [self.info]
+        self.strategy.step_post_backward(params=self.gauss_params, optimizers=self.optimizers,
+                                         state=self.strategy_state, step=self.step, info=merge_render_infos(infos))  # fmt: skip
+        self._step_infos = []
 
     # ----- motion -----
     @property
@@ -224,7 +261,12 @@ class ShapeOfMotionModel(DynamicSplatModel):
         self._track_targets: Optional[TrackTargets] = (camera.metadata or {}).get("track_targets")
         self._query_time = self.camera_time(camera)
         self._query_centre = camera.camera_to_worlds[0, :3, 3].to(self.device)
-        return super().get_outputs(camera)
+        outputs = super().get_outputs(camera)
+        if self.training:  # every render of the step goes to the density control
+            if self._infos_step != self.step:
+                self._step_infos, self._infos_step = [], self.step
+            self._step_infos.append(self.info)
+        return outputs
 
     def prepare_for_render(self, gaussians: RenderGaussians, viewmats: Tensor) -> RenderGaussians:
         """Adds the dynamic flag and, with track targets, each target's camera-space positions."""
@@ -250,8 +292,9 @@ class ShapeOfMotionModel(DynamicSplatModel):
 
     # ----- evaluation -----
     def get_image_metrics_and_images(self, outputs, batch):
-        """The base metrics plus DyCheck's masked mPSNR / mSSIM over the valid pixels, restricted to
-        the ones the training camera saw when the batch has a ``covisible_mask``."""
+        """The base metrics plus DyCheck's masked mPSNR / mSSIM / mLPIPS (when the LPIPS weights
+        are local) over the valid pixels, restricted to the ones the training camera saw when the
+        batch has a ``covisible_mask``."""
         metrics, images = super().get_image_metrics_and_images(outputs, batch)
         mask = torch.ones_like(outputs["rgb"][..., 0])
         for key in ("mask", "covisible_mask"):
@@ -260,6 +303,8 @@ class ShapeOfMotionModel(DynamicSplatModel):
         gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
         metrics["mpsnr"] = float(masked_psnr(outputs["rgb"], gt, mask))
         metrics["mssim"] = float(masked_ssim(outputs["rgb"], gt, mask))
+        if self.masked_lpips.available:
+            metrics["mlpips"] = float(self.masked_lpips(outputs["rgb"], gt, mask))
         return metrics, images
 
     # ----- losses -----

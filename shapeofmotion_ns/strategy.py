@@ -6,28 +6,34 @@ screen radius (fraction of the image size) are accumulated every step. Every ``c
 steps after ``warmup_steps`` and before ``stop_control_steps``, with R = the opacity reset period:
 - densify (before ``stop_densify_steps``, and not in the first ``densify_pause_after_reset``
   steps after a reset; the reference's rule, the default, is ``num_frames`` steps): Gaussians whose mean gradient exceeds the threshold are duplicated when small and
-  split in two (gsplat's split: samples from the Gaussian, scales / 1.6) when large in the
-  world or, before ``stop_control_by_screen_steps``, on screen;
+  split in two when large in the world or, before ``stop_control_by_screen_steps``, on screen
+  (``split_mode``: the reference copies the Gaussian twice with scales / 1.6; gsplat samples the
+  two means from the Gaussian);
 - cull (not in the first ``cull_pause_after_reset`` steps after a reset; reference:
   min(3·num_frames, 1000)): opacity below
   ``cull_opacity_threshold``; after the first reset also larger than ``cull_scale_threshold``
   (× ``static_scale`` for static Gaussians) or, before ``stop_control_by_screen_steps``, than
   ``cull_screen_threshold`` of the image;
-- every R steps: opacities are clamped to 0.8 × ``cull_opacity_threshold`` (gsplat's reset_opa;
-  the reference sets them all to that value);
-then the statistics restart. gsplat's ops move every parameter of the dict (motion coefficients
+- every R steps: opacities are reset to 0.8 × ``cull_opacity_threshold`` (``opacity_reset``: the
+  reference sets them all to that value; gsplat's reset_opa clamps them to at most it);
+then the statistics restart. The config's step numbers are in steps of the reference's batches of
+8 frames; ``step_scale`` (8 / frames_per_step by default, see model.py) turns them into training
+steps, so the control sees as many renders as the reference's. gsplat's ops move every parameter of the dict (motion coefficients
 and flags included) and its Adam state together.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Literal, Optional
 
 import torch
 from gsplat.strategy import Strategy
-from gsplat.strategy.ops import duplicate, remove, reset_opa, split
+from gsplat.strategy.ops import _update_param_with_optimizer, duplicate, remove, reset_opa, split
 from torch import Tensor
+
+SPLIT_SCALE_DIVISOR = 1.6  # both halves of a split get scales / 1.6
 
 REQUIRED_PARAMS = ("means", "scales", "quats", "opacities", "is_dynamic")
 
@@ -66,6 +72,12 @@ class DensityControlConfig:
     densification would then never run)."""
     cull_pause_after_reset: Optional[int] = None
     """Steps after an opacity reset without culling. None: the reference's min(3 · frames, 1000)."""
+    opacity_reset: Literal["set", "clamp"] = "set"
+    """set: every opacity becomes 0.8 × cull_opacity_threshold (the reference); clamp: opacities
+    above it are lowered to it (gsplat's reset_opa, this plugin's behaviour before issue 13)."""
+    split_mode: Literal["copy", "sample"] = "copy"
+    """copy: a split Gaussian becomes two copies of itself with scales / 1.6 (the reference);
+    sample: gsplat's split, the two means drawn from the Gaussian (before issue 13)."""
 
 
 @dataclass
@@ -77,27 +89,37 @@ class ShapeOfMotionStrategy(Strategy):
     """Multiplies cull_scale_threshold for static Gaussians (the static points' half extent)."""
     absgrad: bool = False  # read by splat4d's DynamicSplatModel when rasterizing
 
+    step_scale: float = 1.0
+    """Training steps per step of the config's schedule (every step number of the config, the
+    pauses included, is multiplied by it): 8 / frames_per_step keeps the reference's schedule,
+    given in steps of 8 rendered frames, at the same number of renders."""
+
     def __post_init__(self) -> None:
         if self.densify_pause >= self.reset_every:
             raise ValueError(
                 f"densify_pause_after_reset = {self.densify_pause} steps (None: the number of training frames, "
-                f"{self.num_frames}) is not shorter than the opacity reset period ({self.reset_every} steps): "
-                "densification would never run; set --pipeline.model.density-control.densify-pause-after-reset"
+                f"{self.num_frames}, × step_scale {self.step_scale:g}) is not shorter than the opacity reset period "
+                f"({self.reset_every} steps): densification would never run; set "
+                "--pipeline.model.density-control.densify-pause-after-reset"
             )
+
+    def steps(self, config_steps: float) -> int:
+        """Training steps of a step count of the schedule (at least 1)."""
+        return max(1, round(config_steps * self.step_scale))  # steps = config steps × step_scale
 
     @property
     def reset_every(self) -> int:
-        return self.config.reset_opacity_every_n_controls * self.config.control_every
+        return self.config.reset_opacity_every_n_controls * self.steps(self.config.control_every)
 
     @property
     def densify_pause(self) -> int:
         pause = self.config.densify_pause_after_reset
-        return self.num_frames if pause is None else pause
+        return self.steps(self.num_frames if pause is None else pause)
 
     @property
     def cull_pause(self) -> int:
         pause = self.config.cull_pause_after_reset
-        return min(3 * self.num_frames, 1000) if pause is None else pause
+        return self.steps(min(3 * self.num_frames, 1000) if pause is None else pause)
 
     def initialize_state(self, scene_scale: float = 1.0) -> Dict[str, Any]:
         return {"grad2d": None, "count": None, "radii": None}
@@ -117,18 +139,19 @@ class ShapeOfMotionStrategy(Strategy):
                            packed: bool = False) -> None:  # fmt: skip
         if packed:
             raise ValueError("ShapeOfMotionStrategy expects renders of all Gaussians (packed=False)")
-        if step >= self.config.stop_control_steps:
+        cfg = self.config
+        if step >= self.steps(cfg.stop_control_steps):
             return
         self._accumulate(params, state, info)
-        if step <= self.config.warmup_steps or step % self.config.control_every != 0:
+        if step <= self.steps(cfg.warmup_steps) or step % self.steps(cfg.control_every) != 0:
             return
         since_reset = step % self.reset_every
-        if step < self.config.stop_densify_steps and since_reset > self.densify_pause:
+        if step < self.steps(cfg.stop_densify_steps) and since_reset > self.densify_pause:
             self._densify(params, optimizers, state, step)
         if since_reset > self.cull_pause:
             self._cull(params, optimizers, state, step)
         if since_reset == 0:
-            reset_opa(params, optimizers, state, value=0.8 * self.config.cull_opacity_threshold)
+            self._reset_opacities(params, optimizers, state)
         for key in state:
             state[key].zero_()
 
@@ -165,7 +188,21 @@ class ShapeOfMotionStrategy(Strategy):
             to_split = torch.cat([to_split, torch.zeros(int(to_duplicate.sum()), dtype=torch.bool,
                                                         device=to_split.device)])  # fmt: skip
         if to_split.any():
-            split(params, optimizers, state, to_split)
+            (split if self.config.split_mode == "sample" else split_by_copying)(params, optimizers, state, to_split)
+
+    @torch.no_grad()
+    def _reset_opacities(self, params, optimizers, state: Dict[str, Tensor]) -> None:
+        value = 0.8 * self.config.cull_opacity_threshold
+        if self.config.opacity_reset == "clamp":
+            reset_opa(params, optimizers, state, value=value)
+            return
+        logit = float(torch.logit(torch.tensor(value)))
+
+        def param_fn(name: str, p: Tensor) -> Tensor:
+            return torch.nn.Parameter(torch.full_like(p, logit))
+
+        _update_param_with_optimizer(param_fn, lambda key, v: torch.zeros_like(v), params, optimizers,
+                                     names=["opacities"])  # fmt: skip
 
     @torch.no_grad()
     def _cull(self, params, optimizers, state: Dict[str, Tensor], step: int) -> None:
@@ -179,6 +216,28 @@ class ShapeOfMotionStrategy(Strategy):
             remove(params, optimizers, state, cull)
 
     def _screen_check(self, state: Dict[str, Tensor], threshold: float, step: int) -> Tensor:
-        if step < self.config.stop_control_by_screen_steps:
+        if step < self.steps(self.config.stop_control_by_screen_steps):
             return state["radii"] > threshold
         return torch.zeros_like(state["radii"], dtype=torch.bool)
+
+
+@torch.no_grad()
+def split_by_copying(params, optimizers, state: Dict[str, Tensor], mask: Tensor) -> None:
+    """The reference's split: each masked Gaussian is replaced by two copies of itself (every
+    parameter, means included) whose scales are divided by 1.6; their Adam state starts at 0 and
+    their running statistics are copied."""
+    sel, rest = torch.where(mask)[0], torch.where(~mask)[0]
+
+    def param_fn(name: str, p: Tensor) -> Tensor:
+        halves = p[sel].repeat([2] + [1] * (p.dim() - 1))
+        if name == "scales":
+            halves = halves - math.log(SPLIT_SCALE_DIVISOR)  # log(s / 1.6)
+        return torch.nn.Parameter(torch.cat([p[rest], halves]), requires_grad=p.requires_grad)
+
+    def optimizer_fn(key: str, v: Tensor) -> Tensor:
+        return torch.cat([v[rest], torch.zeros((2 * len(sel), *v.shape[1:]), device=v.device, dtype=v.dtype)])
+
+    _update_param_with_optimizer(param_fn, optimizer_fn, params, optimizers)
+    for key, v in state.items():
+        if isinstance(v, Tensor):
+            state[key] = torch.cat([v[rest], v[sel].repeat([2] + [1] * (v.dim() - 1))])

@@ -6,9 +6,9 @@ from nerfstudio.engine.optimizers import AdamOptimizerConfig, Optimizers
 from nerfstudio.engine.schedulers import SchedulerConfig
 
 
-def adam(lr: float, scheduler: Optional[SchedulerConfig] = None) -> dict:
-    """One ``TrainerConfig.optimizers`` entry: Adam (eps 1e-15, as splatfacto) and a schedule."""
-    return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
+def adam(lr: float, scheduler: Optional[SchedulerConfig] = None, eps: float = 1e-15) -> dict:
+    """One ``TrainerConfig.optimizers`` entry: Adam (eps 1e-15 by default, as splatfacto) and a schedule."""
+    return {"optimizer": AdamOptimizerConfig(lr=lr, eps=eps), "scheduler": scheduler}
 
 
 def stretched(multiplier: Callable[[int], float], factor: float) -> Callable[[int], float]:

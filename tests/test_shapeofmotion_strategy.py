@@ -77,6 +77,9 @@ def test_duplicates_small_and_splits_large_high_gradient_gaussians():
     split_scales = torch.exp(params["scales"][torch.tensor(ids) == 1])
     assert torch.allclose(split_scales, torch.full_like(split_scales, 0.2 / 1.6))
     assert_consistent(params, optimizers)
+    # the reference's split copies the Gaussian: both halves keep its mean
+    halves = params["means"][torch.tensor(ids) == 1]
+    assert torch.equal(halves[0], halves[1])
     assert float(state["grad2d"].abs().sum()) == 0.0  # statistics restart after a control step
 
 
@@ -103,14 +106,16 @@ def test_culls_transparent_and_too_large_gaussians_after_the_first_reset():
     assert_consistent(params, optimizers)
 
 
-def test_opacity_reset_and_the_pauses_after_it():
+@pytest.mark.parametrize("mode, after", [("set", [0.08, 0.08]), ("clamp", [0.08, 0.05])])
+def test_opacity_reset_and_the_pauses_after_it(mode, after):
     params, optimizers = gaussians([0.05, 0.05], [0.9, 0.05], [1, 0])
-    s = strategy()
+    s = strategy(opacity_reset=mode)
     state = s.initialize_state()
     s.step_post_backward(params, optimizers, state, 20, render_info(2, [1.0, 1.0], [1, 1]))
-    # step 20 = reset: no densification or culling right at it; opacities clamped to 0.08
+    # step 20 = reset: no densification or culling right at it; opacities set (reference) or clamped to 0.08
     assert params["features_dc"][:, 0].tolist() == [0, 1]
-    assert torch.allclose(torch.sigmoid(params["opacities"]).flatten(), torch.tensor([0.08, 0.05]))
+    assert torch.allclose(torch.sigmoid(params["opacities"]).flatten(), torch.tensor(after))
+    assert_consistent(params, optimizers)
     assert float(optimizers["opacities"].state[params["opacities"]]["exp_avg"].abs().sum()) == 0.0
     # 5 steps after the reset: densification is back (5 > num_frames), culling not yet (5 ≤ 3·num_frames)
     s.step_post_backward(params, optimizers, state, 25, render_info(2, [1.0, 0.0], [1, 1]))
@@ -162,3 +167,43 @@ def test_sanity_check_names_parameters_without_optimizer():
     with pytest.raises(ValueError, match="motion_coefs"):
         strategy().check_sanity(params, optimizers)
     assert math.isclose(strategy().reset_every, 20)
+
+
+def test_sampled_split_moves_the_two_halves_apart():
+    params, optimizers = gaussians([0.05, 0.2], [0.5, 0.5], [1, 1])
+    mean = params["means"][1].clone()
+    s = strategy(split_mode="sample")
+    s.step_post_backward(params, optimizers, s.initialize_state(), 5, render_info(2, [0.0, 1.0], [3, 3]))
+    halves = params["means"][params["features_dc"][:, 0] == 1]
+    assert len(halves) == 2 and not torch.equal(halves[0], halves[1])
+    assert not torch.equal(halves[0], mean)
+    assert torch.allclose(torch.exp(params["scales"][params["features_dc"][:, 0] == 1]), torch.tensor(0.2 / 1.6))
+
+
+def test_step_scale_stretches_every_step_number_of_the_schedule():
+    s = ShapeOfMotionStrategy(
+        DensityControlConfig(warmup_steps=2, control_every=5, reset_opacity_every_n_controls=4, stop_control_steps=100,
+                             stop_control_by_screen_steps=100, densify_xys_grad_threshold=0.5),
+        num_frames=2, step_scale=8.0)  # fmt: skip
+    assert (s.reset_every, s.densify_pause, s.cull_pause, s.steps(2)) == (160, 16, 48, 16)
+    params, optimizers = gaussians([0.05], [0.5], [1])
+    state = s.initialize_state()
+    s.step_post_backward(params, optimizers, state, 5, render_info(1, [1.0], [3]))  # step 5: not a control step
+    assert len(params["means"]) == 1
+    s.step_post_backward(params, optimizers, state, 40, render_info(1, [1.0], [3]))  # 5 × 8: densify
+    assert len(params["means"]) == 2
+    s.step_post_backward(params, optimizers, state, 800, render_info(2, [1.0, 1.0], [3, 3]))  # stop: 100 × 8
+    assert len(params["means"]) == 2 and state["grad2d"].sum() == 0
+
+
+def test_renders_of_one_step_are_merged_with_the_batch_size():
+    """Two renders of a step whose losses were halved count as the reference's batch of 2."""
+    from shapeofmotion_ns.recipe import merge_render_infos
+
+    params, optimizers = gaussians([0.05, 0.05], [0.5, 0.5], [1, 1])
+    s = strategy(densify_xys_grad_threshold=1e9)
+    state = s.initialize_state()
+    a, b = render_info(2, [0.5, 1.0], [2, 0]), render_info(2, [0.25, 3.0], [2, 2])  # Gaussian 1 unseen in a
+    s.step_post_backward(params, optimizers, state, 3, merge_render_infos([a, b]))
+    assert state["count"].tolist() == [2.0, 1.0]
+    assert torch.allclose(state["grad2d"], torch.tensor([(0.5 + 0.25) * 2, 3.0 * 2]))

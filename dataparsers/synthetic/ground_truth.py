@@ -1,7 +1,7 @@
 """Ground truth stored beside a synthetic scene, in ``<scene>/ground_truth/``:
 
-- ``scene.json``: format, family, num_frames, fps, seed (``default_scene(num_frames, fps, seed)``
-  or ``transient_scene(…)``, by family, rebuilds the analytic scene), object names and visibility
+- ``scene.json``: format, family, num_frames, fps, seed (``SCENES[family](num_frames, fps, seed)``:
+  ``default_scene``, ``transient_scene`` or ``articulated_scene``, rebuilds the analytic scene), object names and visibility
   intervals, the frames at which a transient changes state (``transient_events``; transient
   family only, else empty), and per camera its
   name in the dataset, K, w2c (OpenCV axes, world z-up), size, distortion and
@@ -23,8 +23,11 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from dataparsers.synthetic.articulated import articulated_scene
 from dataparsers.synthetic.scene import PinholeCamera, RenderResult, SyntheticScene, default_scene
 from dataparsers.synthetic.transient_scene import FAMILY as TRANSIENT, TransientScene, transient_scene
+
+SCENES = {"default": default_scene, TRANSIENT: transient_scene, "articulated": articulated_scene}  # by family
 
 GROUND_TRUTH_DIR = "ground_truth"
 
@@ -45,7 +48,9 @@ def write_scene_ground_truth(
     seed: int,
     cameras: Dict[str, PinholeCamera],
     scene_frames: Dict[str, np.ndarray],
+    family: str = "default",
 ) -> None:
+    """``family``: the SCENES entry that built ``scene`` (a TransientScene is always "transient")."""
     frames = range(scene.num_frames)
     poses = np.array([[scene.object_pose(k, f) for k in range(len(scene.objects))] for f in frames])
     visible = np.array([[scene.is_visible(k, f) for k in range(len(scene.objects))] for f in frames], dtype=bool)
@@ -53,7 +58,7 @@ def write_scene_ground_truth(
     np.save(folder / "object_visible.npy", visible.reshape(scene.num_frames, len(scene.objects)))
     meta = {
         "format": fmt,
-        "family": TRANSIENT if isinstance(scene, TransientScene) else "default",
+        "family": TRANSIENT if isinstance(scene, TransientScene) else family,
         "transient_events": scene.transient_events() if isinstance(scene, TransientScene) else [],
         "num_frames": scene.num_frames,
         "fps": scene.fps,
@@ -99,8 +104,7 @@ class GroundTruth:
     object_visible: np.ndarray
 
     def scene(self) -> SyntheticScene:
-        build = transient_scene if self.family == TRANSIENT else default_scene
-        return build(self.num_frames, self.fps, self.seed)
+        return SCENES[self.family](self.num_frames, self.fps, self.seed)
 
     def camera_frames(self, name: str) -> Dict[str, np.ndarray]:
         """rgb, depth, object_id and dynamic_mask arrays [F, H, …] of one camera."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Literal, Sequence
 
 import numpy as np
 
@@ -29,13 +29,13 @@ from dataparsers.iphone.cameras import FrameCamera, write_colmap_cameras
 from dataparsers.iphone.layout import LIDAR, IPhoneLayout, frame_name
 from dataparsers.iphone.writer import (FrameRecord, write_camera, write_frame_lists, write_json, write_mask, write_rgb,
                                        write_scene_bounds, write_track_pair)  # fmt: skip
-from dataparsers.synthetic.ground_truth import write_camera_ground_truth, write_scene_ground_truth
+from dataparsers.synthetic.ground_truth import SCENES, write_camera_ground_truth, write_scene_ground_truth
 from dataparsers.synthetic.monocular_priors import (PriorDegradation, aligned_disparity, covisible_mask, degrade_mask,
                                                     degraded_track, ground_truth_tracks, keypoint_rows, lidar_depth,
                                                     surface_points)  # fmt: skip
 from dataparsers.synthetic.rig import look_at_w2c
 from dataparsers.synthetic.monocular_priors import GroundTruthTracks
-from dataparsers.synthetic.scene import PinholeCamera, SyntheticScene, default_scene
+from dataparsers.synthetic.scene import PinholeCamera, SyntheticScene
 
 TARGET = np.array([0.0, 0.0, 0.4])
 INVALID_BORDER = 2  # pixels with alpha 0 around every image
@@ -62,6 +62,11 @@ class MonocularConfig:
     """Varies the scene's colours and textures and every degradation."""
     metric_scale: float = 2.0
     """Metres per COLMAP unit (scale.npy): the refined cameras and the aligned disparity use this unit."""
+    scene: Literal["default", "articulated"] = "default"
+    """default: scene.py's rigid objects; articulated: articulated.py's 3-link arm and a rolling sphere."""
+    handheld_tremor: float = 0.0
+    """Amplitude (world units) of a fast hand tremor (a few Hz, by the frame rate) added to the
+    training camera's position and aim; 0: only the slow shake."""
     degradation: PriorDegradation = field(default_factory=PriorDegradation)
 
 
@@ -83,7 +88,11 @@ def handheld_cameras(cfg: MonocularConfig) -> List[PinholeCamera]:
         elevation, radius = 22.0 + 4.0 * np.sin(2.6 * np.pi * u), 3.3 + 0.15 * np.sin(2 * np.pi * u)
         centre = orbit_point(-115.0 + 50.0 * ease, elevation, radius)
         shake = 0.05 * np.array([np.sin(7.1 * u + 0.3), np.sin(5.3 * u + 1.1), np.sin(6.7 * u + 2.0)])
-        w2c = look_at_w2c(centre, TARGET + shake)
+        seconds = u * (cfg.num_frames - 1) / cfg.fps
+        tremor = cfg.handheld_tremor * np.array([np.sin(2 * np.pi * f * seconds + p)
+                                                  for f, p in ((3.1, 0.2), (4.3, 1.7), (2.7, 2.9))])  # fmt: skip
+        centre = centre + tremor
+        w2c = look_at_w2c(centre, TARGET + shake + 0.5 * tremor[::-1])
         roll = np.radians(4.0) * np.sin(1.6 * np.pi * u)
         c, s = np.cos(roll), np.sin(roll)
         w2c[:3] = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ w2c[:3]  # roll about the optical axis
@@ -119,7 +128,7 @@ class MonocularWriter:
     def __init__(self, layout: IPhoneLayout, cfg: MonocularConfig) -> None:
         self.layout, self.cfg = layout, cfg
         self.rng = np.random.default_rng(cfg.seed)
-        self.scene: SyntheticScene = default_scene(cfg.num_frames, cfg.fps, cfg.seed)
+        self.scene: SyntheticScene = SCENES[cfg.scene](cfg.num_frames, cfg.fps, cfg.seed)
         steps = range(cfg.num_frames)
         self.cameras = {0: handheld_cameras(cfg)} | {k + 1: [cam] * cfg.num_frames
                                                      for k, cam in enumerate(validation_cameras(cfg))}  # fmt: skip
@@ -207,7 +216,7 @@ class MonocularWriter:
         folder.mkdir(parents=True)
         cams = {self.names[c][t]: cam for c, cs in self.cameras.items() for t, cam in enumerate(cs)}
         frames = {self.names[c][t]: np.array([float(t)]) for c, cs in self.cameras.items() for t in range(len(cs))}
-        write_scene_ground_truth(folder, "iphone", self.scene, self.cfg.seed, cams, frames)
+        write_scene_ground_truth(folder, "iphone", self.scene, self.cfg.seed, cams, frames, family=self.cfg.scene)
         for c, renders in self.renders.items():
             write_camera_ground_truth(folder, str(c), renders)
         np.savez_compressed(folder / "tracks_3d.npz", **vars(tracks))

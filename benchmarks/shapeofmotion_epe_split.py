@@ -1,0 +1,64 @@
+"""Where a trained Shape of Motion run's 3D EPE comes from, on a synthetic scene: the EPE of
+shapeofmotion-eval-tracks (ground-truth tracks, same frames, pairs and alignment) split by pair
+(i = j: frame i's own points read out at frame i, i.e. the rendered surface; i ≠ j: after motion)
+and by the ground-truth object of each track (tracks_3d.npz ``object_id``; −1: static points
+inside the degraded motion mask).
+
+    python benchmarks/shapeofmotion_epe_split.py --load-config outputs/.../config.yml
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+import tyro
+
+from dataparsers.iphone.layout import IPhoneLayout
+from shapeofmotion_ns.eval_tracks import EvalTracks, camera_centres_ns, load_trained
+from shapeofmotion_ns.track_metrics import align_to_metric, similarity_alignment
+from shapeofmotion_ns.track_predictions import predict_tracks
+
+
+@dataclass
+class EpeSplit:
+    load_config: Path
+    """config.yml of the trained run (a synthetic scene with ground_truth/tracks_3d.npz)."""
+    max_frames: int = 12
+    """Annotated frames, as shapeofmotion-eval-tracks' ``max_frames``."""
+
+    def main(self) -> Dict[str, Optional[float]]:
+        _, pipeline = load_trained(self.load_config)
+        datamanager, dataset = pipeline.datamanager, pipeline.datamanager.train_dataset
+        evaluator = EvalTracks(self.load_config, ground_truth="tracks", max_frames=self.max_frames)
+        annotated = evaluator.annotations(datamanager, dataset, dataset.metadata["metric_scale"])
+        ann = annotated.annotations
+        scale, _, _ = similarity_alignment(camera_centres_ns(dataset.cameras, annotated.frames), ann.camera_centres)
+        predictions = predict_tracks(pipeline.model, dataset.cameras, annotated.frames, ann.points_2d, scale)
+        aligned, _ = align_to_metric(predictions, ann)
+        tracks = IPhoneLayout(datamanager.config.dataparser.data).ground_truth_dir / "tracks_3d.npz"
+        object_id = torch.from_numpy(np.load(tracks)["object_id"])
+        groups = {f"object {int(k)}": object_id == k for k in object_id.unique()}
+        groups = {"all": torch.ones_like(object_id, dtype=torch.bool), **groups}
+        out: Dict[str, Optional[float]] = {}
+        for pairs, same in (("i = j", True), ("i != j", False)):
+            for name, members in groups.items():
+                out[f"{pairs}, {name}"] = pair_epe(aligned, ann.points_3d, ann.valid_3d & members, same)
+        print(json.dumps(out, indent=1))
+        return out
+
+
+def pair_epe(aligned: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor, same: bool) -> Optional[float]:
+    """Mean over pairs (i = j when ``same``, else i ≠ j) of the mean error of the points valid in both."""
+    K = aligned.shape[0]
+    errors = [(aligned[i, j][valid[i] & valid[j]] - truth[j][valid[i] & valid[j]]).norm(dim=-1).mean()
+              for i in range(K) for j in range(K) if (i == j) == same and (valid[i] & valid[j]).any()]  # fmt: skip
+    return float(torch.stack(errors).mean()) if errors else None
+
+
+if __name__ == "__main__":
+    tyro.cli(EpeSplit).main()
