@@ -22,25 +22,15 @@ from typing import Sequence, Tuple
 import cv2
 import numpy as np
 
+from splat4d.optical_flow import FarnebackSettings, farneback_flow
+
 VISIBLE, OCCLUDED, LOST = (-4.0, -4.0), (4.0, -4.0), (0.0, 4.0)  # (occlusion, expected-distance) logits
 
 
 @dataclass(frozen=True)
-class FlowSettings:
-    """Farneback optical flow parameters (OpenCV's names) and the checks built on it."""
+class FlowSettings(FarnebackSettings):
+    """Farnebäck optical flow parameters and the track checks built on it."""
 
-    pyramid_scale: float = 0.5
-    """Image scale between pyramid levels."""
-    levels: int = 4
-    """Pyramid levels (more follow larger motions)."""
-    window: int = 15
-    """Averaging window in pixels (larger: smoother, more robust; smaller: sharper motion boundaries)."""
-    iterations: int = 5
-    """Iterations per pyramid level."""
-    poly_n: int = 5
-    """Pixel neighbourhood of the polynomial expansion."""
-    poly_sigma: float = 1.1
-    """Gaussian width of the polynomial expansion."""
     forward_backward_threshold: float = 1.0
     """A track step is occluded when going forward then back misses the start by more than this (pixels)."""
     max_drift: float = 2.0
@@ -50,8 +40,7 @@ class FlowSettings:
 def dense_flow(rgb_from: np.ndarray, rgb_to: np.ndarray, settings: FlowSettings) -> np.ndarray:
     """float32 [H, W, 2] displacement of each pixel of ``rgb_from`` into ``rgb_to``."""
     a, b = (cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) for img in (rgb_from, rgb_to))
-    return cv2.calcOpticalFlowFarneback(a, b, None, settings.pyramid_scale, settings.levels, settings.window,
-                                        settings.iterations, settings.poly_n, settings.poly_sigma, 0)  # fmt: skip
+    return farneback_flow(a, b, settings)
 
 
 def sample(field: np.ndarray, uv: np.ndarray) -> np.ndarray:
