@@ -55,7 +55,6 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.models.splatfacto import get_viewmat
 from shapeofmotion_ns.config import pre_issue13_recipe, shapeofmotion
 from shapeofmotion_ns.eval_tracks import EvalTracks, pixels_to_1x, score_tracks
-from shapeofmotion_ns.geometry import apply_transform, camera_centres, project
 from shapeofmotion_ns.init import InitConfig, cached_initialize_scene
 from shapeofmotion_ns.init_motion import fill_missing
 from shapeofmotion_ns.iphone_frames import training_frames
@@ -64,6 +63,7 @@ from shapeofmotion_ns.motion import bases_at, blend, move_means
 from shapeofmotion_ns.recipe import REFERENCE_FRAMES_PER_STEP
 from shapeofmotion_ns.track_annotations import AnnotatedFrames, from_ground_truth_tracks
 from shapeofmotion_ns.track_metrics import TrackAnnotations, TrackPredictions
+from splat4d.geometry import apply_transform, camera_centres, project
 from splat4d.training import train_in_process
 
 NOISY = PriorDegradation(disparity_scale_error=0.1, disparity_shift_error=0.05, disparity_noise=0.03,

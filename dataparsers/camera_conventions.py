@@ -1,6 +1,7 @@
 """Camera conventions shared by the parsers and the synthetic writers.
 
-- OpenCV camera axes: x right, y down, z forward. nerfstudio (OpenGL): x right, y up, z back.
+- OpenCV camera axes: x right, y down, z forward. nerfstudio (OpenGL): x right, y up, z back
+  (the conversion: :mod:`splat4d.geometry`).
 - Pixel (i, j) covers [j, j+1) × [i, i+1); its centre is (j + 0.5, i + 0.5). Resizing an image
   from W×H to W'×H' maps continuous pixel coordinates u' = u·W'/W, v' = v·H'/H, so the
   intrinsics scale row-wise by the same factors.
@@ -14,15 +15,6 @@ from typing import Tuple, Union
 import numpy as np
 
 from dataparsers.errors import DatasetFormatError
-
-OPENCV_TO_OPENGL_AXES = np.diag([1.0, -1.0, -1.0])
-
-
-def opencv_w2c_to_opengl_c2w(w2c: np.ndarray) -> np.ndarray:
-    """[4, 4] world->camera in OpenCV axes to nerfstudio's [4, 4] camera->world in OpenGL axes."""
-    c2w = np.linalg.inv(w2c)
-    c2w[:3, :3] = c2w[:3, :3] @ OPENCV_TO_OPENGL_AXES
-    return c2w
 
 
 def resized_size(width: int, height: int, downscale: float) -> Tuple[int, int]:

@@ -15,7 +15,6 @@ from typing import Dict, List, Optional, Tuple, Type
 
 from PIL import Image
 
-from dataparsers.camera_conventions import opencv_w2c_to_opengl_c2w
 from dataparsers.easyvolcap_calibration import (
     Calibration,
     read_calibration,
@@ -24,6 +23,7 @@ from dataparsers.easyvolcap_calibration import (
 )
 from dataparsers.errors import DatasetFormatError
 from dataparsers.multiview_base import CameraStream, MultiViewDataParser, MultiViewDataParserConfig, check_equal_counts
+from splat4d.geometry import opencv_w2c_to_opengl_c2w
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ENERF_CAMERA = re.compile(r"\d\d")

@@ -16,11 +16,11 @@ from typing import Dict, List, Literal, Optional, Sequence, Tuple, Type
 
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from dataparsers.camera_conventions import opencv_w2c_to_opengl_c2w
 from dataparsers.easyvolcap_calibration import read_calibration, require_calibrated, require_calibrated_size
 from dataparsers.errors import DatasetFormatError
 from dataparsers.multiview_base import CameraStream, MultiViewDataParser, MultiViewDataParserConfig, check_equal_counts
 from dataparsers.video import probe_video
+from splat4d.geometry import opencv_w2c_to_opengl_c2w
 
 SelfCapPreset = Literal["dance1", "dance2", "corgi1", "corgi2", "bike1", "bike2"]
 

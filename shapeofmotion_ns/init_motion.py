@@ -24,10 +24,10 @@ from rich.progress import Progress
 from sklearn.cluster import KMeans
 from torch import Tensor
 
-from shapeofmotion_ns.geometry import apply_transform, camera_centres, project
 from shapeofmotion_ns.lift import PriorWarning, Tracks3D
 from shapeofmotion_ns.losses import acceleration, bases_smoothness, masked_l1, z_accel_loss
 from shapeofmotion_ns.motion import bases_at, blend, identity_bases, matrix_to_rotation_6d, move_means
+from splat4d.geometry import apply_transform, camera_centres, project
 from splat4d.quantile import safe_quantile
 
 

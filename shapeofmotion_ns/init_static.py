@@ -17,8 +17,9 @@ from rich.progress import Progress
 from torch import Tensor
 
 from shapeofmotion_ns.frames import TrainingFrames
-from shapeofmotion_ns.geometry import apply_transform, unproject
+from shapeofmotion_ns.geometry import unproject
 from shapeofmotion_ns.lift import PriorWarning, samples_per_query
+from splat4d.geometry import apply_transform
 
 
 @dataclass

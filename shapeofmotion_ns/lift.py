@@ -19,7 +19,8 @@ from rich.progress import Progress
 from torch import Tensor
 
 from shapeofmotion_ns.frames import TrainingFrames
-from shapeofmotion_ns.geometry import apply_transform, sample_image, unproject
+from shapeofmotion_ns.geometry import sample_image, unproject
+from splat4d.geometry import apply_transform
 from splat4d.quantile import safe_quantile
 
 

@@ -33,7 +33,7 @@ from torch.nn import Parameter
 
 from shapeofmotion_ns import losses as L
 from shapeofmotion_ns.datamanager import INIT_KEY
-from shapeofmotion_ns.geometry import project, sample_image
+from shapeofmotion_ns.geometry import sample_image
 from shapeofmotion_ns.init import SceneInit, empty_init
 from shapeofmotion_ns.masked_metrics import MaskedLPIPS, masked_psnr, masked_ssim
 from shapeofmotion_ns.motion import (bases_at, blend, displacements_from_bases, interpolate_frames, matrix_to_quat,
@@ -45,6 +45,7 @@ from shapeofmotion_ns.strategy import DensityControlConfig, ShapeOfMotionStrateg
 from shapeofmotion_ns.track_batch import TrackBatch, TrackTargets
 from shapeofmotion_ns.trajectories import draw_trajectories, sample_trajectories
 from splat4d.dynamic_model import DynamicSplatModel, DynamicSplatModelConfig, RenderGaussians
+from splat4d.geometry import project
 from splat4d.sh import view_dependent_colors
 
 MOTION_GROUPS = {"motion_rots": "rots", "motion_transls": "transls"}

@@ -14,19 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from splat4d.geometry import rotation_to_z
 from splat4d.quantile import safe_quantile
-
-
-def rotation_to_z(up: Tensor) -> Tensor:
-    """The smallest rotation [3, 3] taking the unit vector ``up`` to +z (Rodrigues)."""
-    z = up.new_tensor([0.0, 0.0, 1.0])
-    axis = torch.linalg.cross(up, z)
-    sin, cos = axis.norm(), torch.dot(up, z)
-    if sin < 1e-9:
-        return torch.eye(3, dtype=up.dtype) if cos > 0 else torch.diag(up.new_tensor([1.0, -1.0, -1.0]))
-    k = axis / sin
-    skew = up.new_tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    return torch.eye(3, dtype=up.dtype) + sin * skew + (1 - cos) * skew @ skew  # R = I + sinθ K + (1 − cosθ) K²
 
 
 @dataclass
@@ -47,7 +36,8 @@ class SceneNormalization:
         centred = points - centre
         extent = (safe_quantile(centred, 0.95, dim=0) - safe_quantile(centred, 0.05, dim=0)).max()
         up = -F.normalize(w2c[:, 1, :3].mean(dim=0), dim=-1)
-        return SceneNormalization(rotation_to_z(up), centre, max(float(extent) / 2.0, 1e-6))
+        rotation = torch.as_tensor(rotation_to_z(up.double().cpu().numpy()), dtype=up.dtype, device=up.device)
+        return SceneNormalization(rotation, centre, max(float(extent) / 2.0, 1e-6))
 
     def points_to_model(self, points: Tensor) -> Tensor:
         return (points - self.centre) @ self.rotation.T / self.scale

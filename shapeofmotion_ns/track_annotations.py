@@ -23,9 +23,10 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.models.splatfacto import get_viewmat
 from torch import Tensor
 
-from shapeofmotion_ns.geometry import apply_transform, camera_centres, project, unproject
+from shapeofmotion_ns.geometry import unproject
 from shapeofmotion_ns.track_batch import known_depth_at
 from shapeofmotion_ns.track_metrics import TrackAnnotations
+from splat4d.geometry import apply_transform, camera_centres, project
 
 
 @dataclass

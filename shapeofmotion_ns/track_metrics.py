@@ -24,7 +24,7 @@ from typing import Dict, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from shapeofmotion_ns.geometry import apply_transform
+from splat4d.geometry import apply_transform
 
 PIXEL_THRESHOLDS = (4, 8, 16, 32, 64)
 METRIC_THRESHOLDS = (0.05, 0.10)  # metres

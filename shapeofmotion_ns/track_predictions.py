@@ -13,10 +13,11 @@ import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.models.splatfacto import get_viewmat
 
-from shapeofmotion_ns.geometry import apply_transform, camera_centres, project, sample_image
+from shapeofmotion_ns.geometry import sample_image
 from shapeofmotion_ns.model import ShapeOfMotionModel
 from shapeofmotion_ns.track_batch import TrackTargets
 from shapeofmotion_ns.track_metrics import TrackPredictions, visible_by_depth
+from splat4d.geometry import apply_transform, camera_centres, project
 
 
 @torch.no_grad()

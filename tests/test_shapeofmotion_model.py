@@ -3,6 +3,7 @@ extra render channels, losses and gradients, checkpoint round trip."""
 
 import math
 
+import numpy as np
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import SceneBox
@@ -12,8 +13,9 @@ from shapeofmotion_ns.datamanager import INIT_KEY
 from shapeofmotion_ns.init import SceneInit
 from shapeofmotion_ns.model import ShapeOfMotionModelConfig
 from shapeofmotion_ns.motion import identity_bases, matrix_to_rotation_6d
-from shapeofmotion_ns.normalization import SceneNormalization, rotation_to_z
+from shapeofmotion_ns.normalization import SceneNormalization
 from shapeofmotion_ns.track_batch import TrackBatch, TrackTargets
+from splat4d.geometry import rotation_to_z
 from splat4d.projection import quat_to_rotmat
 
 T = 5  # time steps
@@ -30,7 +32,7 @@ def scene_init() -> SceneInit:
     c, s = angles.cos(), angles.sin()
     R[:, 0, 0], R[:, 0, 1], R[:, 1, 0], R[:, 1, 1], R[:, 2, 2] = c, -s, s, c, 1
     rots[1] = matrix_to_rotation_6d(R)
-    tilt = rotation_to_z(torch.nn.functional.normalize(torch.tensor([0.2, -1.0, 0.1]), dim=0))
+    tilt = torch.from_numpy(rotation_to_z(np.array([0.2, -1.0, 0.1]) / np.linalg.norm([0.2, -1.0, 0.1]))).float()
     normalization = SceneNormalization(tilt, torch.tensor([0.1, 0.2, 0.3]), 2.0)
     return SceneInit(
         normalization=normalization, canonical_frame=0,

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Set, Tuple, Type
 
-import cv2
 import numpy as np
 import torch
 from nerfstudio.cameras.cameras import Cameras, CameraType
@@ -44,7 +43,7 @@ from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.utils.rich_utils import CONSOLE
 from PIL import Image
 
-from dataparsers.camera_conventions import opencv_w2c_to_opengl_c2w, resized_size
+from dataparsers.camera_conventions import resized_size
 from dataparsers.errors import DatasetFormatError
 from dataparsers.iphone.cameras import FrameCamera, read_camera_json, read_colmap_cameras
 from dataparsers.iphone.dataset import IPhoneDataset
@@ -54,6 +53,7 @@ from dataparsers.iphone.layout import (ALIGNED_DEPTH_PREFIX, COLMAP_ALIGNED_SUFF
 from dataparsers.iphone.priors import DepthPrior, FramePriors, per_frame_files
 from dataparsers.iphone.scene_files import SceneInfo, SplitFrames, listed, read_scene_info, read_split
 from dataparsers.iphone.tracks import TrackPairs, find_track_pairs
+from splat4d.geometry import opencv_w2c_to_opengl_c2w, rotation_to_z
 
 Units = Literal["metres", "colmap"]
 
@@ -339,13 +339,3 @@ class IPhoneDataParser(DataParser):
                                      f"{layout.depth_dir(source)} with {geometry.world} cameras")
         return DepthPrior(files, disparity=source != LIDAR, to_world=to_world * geometry.scale,
                           min_disparity=self.config.min_disparity)  # fmt: skip
-
-
-def rotation_to_z(up: np.ndarray) -> np.ndarray:
-    """The smallest rotation taking the unit vector ``up`` to +z."""
-    z = np.array([0.0, 0.0, 1.0])
-    axis = np.cross(up, z)
-    sin, cos = np.linalg.norm(axis), float(np.dot(up, z))
-    if sin < 1e-12:
-        return np.eye(3) if cos > 0 else np.diag([1.0, -1.0, -1.0])
-    return cv2.Rodrigues(axis / sin * np.arctan2(sin, cos))[0]
