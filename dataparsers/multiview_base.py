@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Literal, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 import torch
 from nerfstudio.cameras.camera_utils import auto_orient_and_center_poses
@@ -32,6 +31,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from dataparsers.camera_conventions import resized_size, scale_intrinsics
 from dataparsers.errors import DatasetFormatError
+from dataparsers.images import read_rgb
 from dataparsers.frame_cache import FramePreparation, ImageFormat, cached_frames, file_signature
 from dataparsers.video import VideoInfo, decode_frames
 
@@ -266,14 +266,6 @@ def normalized_poses(c2w: np.ndarray, transform: np.ndarray, scale: float) -> np
     out = transform @ c2w
     out[:, :, 3] *= scale
     return out
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """RGB uint8 image, or a DatasetFormatError naming the file."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DatasetFormatError(path, "cannot be read as an image")
-    return bgr[..., ::-1]
 
 
 def check_equal_counts(counts: Dict[Path, int]) -> None:

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
-import cv2
 import numpy as np
 import tyro
 from rich.console import Console
 
 from dataparsers.atomic_folder import build_atomically
 from dataparsers.errors import DatasetFormatError
+from dataparsers.images import read_rgb
 from dataparsers.iphone.cameras import FrameCamera
 from dataparsers.iphone.layout import ALIGNED_DEPTH_PREFIX, LIDAR, IPhoneLayout, frame_name
 from dataparsers.iphone.optical_flow import (FlowSettings, chain_tracks, dense_flow, motion_mask, query_points,
@@ -122,7 +122,7 @@ def read_frames(cmd: PreprocessVideo) -> Tuple[List[int], List[np.ndarray], floa
         if cmd.fps is None:
             raise ValueError("--fps is needed with a folder of frames")
         fps = cmd.fps
-        numbered: Iterator[Tuple[int, np.ndarray]] = ((k, read_image(p)) for k, p in enumerate(files) if k >= cmd.start)
+        numbered: Iterator[Tuple[int, np.ndarray]] = ((k, read_rgb(p)) for k, p in enumerate(files) if k >= cmd.start)
     elif cmd.video.is_file():
         fps = cmd.fps if cmd.fps is not None else probe_video(cmd.video).fps
         numbered = decode_frames(cmd.video, cmd.start, None)
@@ -139,13 +139,6 @@ def read_frames(cmd: PreprocessVideo) -> Tuple[List[int], List[np.ndarray], floa
     if len(frames) < 2:
         raise DatasetFormatError(cmd.video, f"has {len(frames)} frames from frame {cmd.start} on; 2 or more are needed")
     return indices, frames, fps / cmd.stride
-
-
-def read_image(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DatasetFormatError(path, "cannot be read as an image")
-    return bgr[..., ::-1].copy()
 
 
 def select_files(folder: Path, indices: List[int], suffixes: Tuple[str, ...]) -> List[Path]:
