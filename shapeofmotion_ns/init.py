@@ -13,7 +13,7 @@ Scales are the mean distance to the 3 nearest neighbours (dynamic ones clamped t
 quantiles), opacities 0.7, colours from the images; everything is in the normalized frame.
 
 ``cached_initialize_scene`` keeps the result in ``<data>/.splat4d_cache/shapeofmotion_init_<hash>.pt``
-(splat4d/init_cache.py), keyed by the InitConfig, the device type, the training frames' names,
+(splat4d/cache.py), keyed by the InitConfig, the device type, the training frames' names,
 cameras and time ids, and the size and mtime of every file of the scene folder.
 """
 
@@ -38,8 +38,8 @@ from shapeofmotion_ns.init_static import static_points
 from shapeofmotion_ns.lift import lift_tracks
 from shapeofmotion_ns.motion import canonical_frame, identity_bases
 from shapeofmotion_ns.normalization import SceneNormalization
+from splat4d.cache import cache_path, folder_stats, load_or_compute
 from splat4d.quantile import safe_quantile
-from splat4d.init_cache import cache_path, load_or_compute
 
 CACHE_VERSION = 2  # bump when initialize_scene's result changes for the same inputs
 
@@ -174,10 +174,16 @@ def cached_initialize_scene(frames: TrainingFrames, config: InitConfig, data_dir
                             device: str = "cpu") -> SceneInit:  # fmt: skip
     """initialize_scene, loaded from / saved to the cache of ``data_dir`` (module docstring)."""
     key = {
-        "version": CACHE_VERSION, "config": dataclasses.asdict(config), "device": torch.device(device).type,
-        "names": frames.names, "w2c": frames.w2c, "K": frames.K, "time_ids": frames.time_ids,
-        "num_time_steps": frames.num_time_steps, "track_scale": frames.track_scale,
-    }  # fmt: skip
-    path = cache_path(data_dir, "shapeofmotion_init", key)
+        "config": dataclasses.asdict(config),
+        "device": torch.device(device).type,
+        "names": frames.names,
+        "w2c": frames.w2c,
+        "K": frames.K,
+        "time_ids": frames.time_ids,
+        "num_time_steps": frames.num_time_steps,
+        "track_scale": frames.track_scale,
+        "files": folder_stats(data_dir),
+    }
+    path = cache_path(data_dir, "shapeofmotion_init", CACHE_VERSION, key)
     compute = lambda: scene_init_to_dict(initialize_scene(frames, config, device))  # noqa: E731
     return scene_init_from_dict(load_or_compute(path, compute, "Shape of Motion init"))
