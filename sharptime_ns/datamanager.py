@@ -19,8 +19,11 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from dataparsers.multiview import MultiViewAutoDataParserConfig
 from dataparsers.subcommands import multiview_dataparser_union
 from dataparsers.synthetic.writers import SynthesisConfig, write_scene
-from sharptime_ns.init import MultiViewFrames, VelocityInitConfig, velocity_aware_init
+from sharptime_ns.init.config import VelocityInitConfig
+from sharptime_ns.init.driver import velocity_aware_init
+from sharptime_ns.init.inputs import MultiViewFrames
 from splat4d.datamanager import LazyImageDatamanager, LazyImageDatamanagerConfig
+from splat4d.geometry import opengl_c2w_to_opencv_w2c
 
 DEMO_DATA = Path("data/sharptime-demo")
 """Where the synthetic demo scene lives (relative to the working directory)."""
@@ -30,8 +33,6 @@ DEMO_SCENE = SynthesisConfig(family="transient", num_cameras=21)
 
 MultiViewDataParsers = multiview_dataparser_union(default_data=DEMO_DATA)
 """``multiview`` (default), ``neural3dv``, ``enerf-outdoor``, ``selfcap`` or ``easyvolcap`` subcommand."""
-
-OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # flips camera y and z axes
 
 
 @dataclass
@@ -91,8 +92,14 @@ class SharpTimeDatamanager(LazyImageDatamanager):
         Ks = cams.get_intrinsics_matrices()[first].numpy()
         c2w = np.tile(np.eye(4), (len(cameras), 1, 1))
         c2w[:, :3, :] = cams.camera_to_worlds[first].numpy()
-        w2c = np.linalg.inv(c2w @ OPENGL_TO_OPENCV)
+        w2c = opengl_c2w_to_opencv_w2c(c2w)
         times = np.array([float(cams.times[index[(f, cameras[0])]]) for f in frames])
         paths = [[Path(outputs.image_filenames[index[(f, c)]]) for c in cameras] for f in frames]
-        return MultiViewFrames(image_paths=paths, Ks=Ks, w2c=w2c, times=times, camera_names=cameras,
-                               data_dir=Path(self.config.dataparser.data))  # fmt: skip
+        return MultiViewFrames(
+            image_paths=paths,
+            Ks=Ks,
+            w2c=w2c,
+            times=times,
+            camera_names=cameras,
+            data_dir=Path(self.config.dataparser.data),
+        )

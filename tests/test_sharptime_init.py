@@ -1,4 +1,4 @@
-"""Velocity-aware initialization of SharpTimeGS (sharptime_ns/init.py) on a synthetic multi-view
+"""Velocity-aware initialization of SharpTimeGS (sharptime_ns/init/) on a synthetic multi-view
 video with exact ground truth (dataparsers/synthetic/scene.py): 6 cameras × 6 frames, 160×120."""
 
 from __future__ import annotations
@@ -14,19 +14,18 @@ import pytest
 import torch
 
 from dataparsers.synthetic.scene import PinholeCamera, RenderResult, SyntheticScene, default_scene
-from sharptime_ns import init as init_mod
-from sharptime_ns.init import (
-    InitPoints,
-    MultiViewFrames,
-    VelocityInitConfig,
-    VelocityInitWarning,
-    cache_file,
-    cap_indices,
-    velocity_aware_init,
-    voxel_downsample,
-)
-from sharptime_ns.init_masks import FlowMasker, UserMasks, sample_mask
-from sharptime_ns.init_triangulation import project, rig_pairs, triangulate_frame
+from sharptime_ns.init import frames as frames_mod
+from sharptime_ns.init.config import MaskConfig, MergeConfig, TriangulationConfig, VelocityConfig, VelocityInitConfig
+from sharptime_ns.init.driver import cache_file, compute_geometry, velocity_aware_init
+from sharptime_ns.init.flow_masks import FlowMasker, flow_mask
+from sharptime_ns.init.images import ImageCache
+from sharptime_ns.init.inputs import MultiViewFrames, VelocityInitWarning
+from sharptime_ns.init.merge import cap_indices, voxel_downsample
+from sharptime_ns.init.points import InitPoints
+from sharptime_ns.init.split import sample_mask
+from sharptime_ns.init.triangulation import rig_pairs, triangulate_frame
+from sharptime_ns.init.user_masks import UserMasks
+from splat4d.geometry import apply_transform, project
 from sharptime_ns.temporal import motion_factor
 
 W, H = 160, 120
@@ -100,7 +99,7 @@ def synthetic(tmp_path_factory) -> Synthetic:
 
 def quiet(**kwargs) -> VelocityInitConfig:
     """No progress bar and, unless asked for, no background shell (its points lie on no GT surface)."""
-    return VelocityInitConfig(**{"show_progress": False, "background_points": 0, **kwargs})
+    return VelocityInitConfig(**{"show_progress": False, "merge": MergeConfig(background_points=0), **kwargs})
 
 
 @pytest.fixture(scope="module")
@@ -187,14 +186,14 @@ def split_accuracy(syn: Synthetic, pts: InitPoints, min_motion: float = 0.02) ->
 
 def test_triangulate_frame_reprojects_and_lies_on_gt_surfaces(synthetic, tmp_path):
     images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in synthetic.frames.image_paths[2]]
-    pts = triangulate_frame(images, synthetic.frames.Ks, synthetic.frames.w2c, tmp_path / "work", quiet())
+    pts = triangulate_frame(images, synthetic.frames.Ks, synthetic.frames.w2c, tmp_path / "work", quiet().triangulation, seed=0)
     assert pts.num_points > 100
     point_of_obs = np.repeat(np.arange(pts.num_points), np.diff(pts.track_offsets))
     assert np.all(np.diff(pts.track_offsets) >= 2)
     err, rel = [], []
     for c in range(NUM_CAMERAS):
         sel = pts.obs_cam == c
-        uv, z = project(pts.xyz[point_of_obs[sel]], synthetic.frames.Ks[c], synthetic.frames.w2c[c])
+        uv, z = project(apply_transform(synthetic.frames.w2c[c], pts.xyz[point_of_obs[sel]]), synthetic.frames.Ks[c])
         err.append(np.linalg.norm(uv - pts.obs_xy[sel], axis=1))
         # depth of the observed surface at the keypoint
         ix, iy = np.floor(pts.obs_xy[sel]).astype(int).T
@@ -208,13 +207,13 @@ def test_triangulate_frame_reprojects_and_lies_on_gt_surfaces(synthetic, tmp_pat
 
 @pytest.mark.parametrize("method,min_iou,min_recall", [("dis", 0.5, 0.85), ("farneback", 0.35, 0.85)])
 def test_flow_masks_cover_moving_objects(synthetic, method, min_iou, min_recall):
-    config = quiet(flow_method=method)
+    config = quiet(masks=MaskConfig(flow_method=method)).masks
     masker = FlowMasker(config)
-    cache = init_mod._ImageCache(synthetic.frames, config.flow_max_side)
+    cache = ImageCache(synthetic.frames, config.flow_max_side)
     iou, recall = [], []
     for f in range(NUM_FRAMES):
         for c in range(NUM_CAMERAS):
-            mask = init_mod._flow_mask(cache, masker, f, c, NUM_FRAMES, W)
+            mask = flow_mask(cache, masker, f, c, NUM_FRAMES, W)
             gt = synthetic.gt[f, c].dynamic_mask
             iou.append((mask & gt).sum() / max((mask | gt).sum(), 1))
             recall.append((mask & gt).sum() / max(gt.sum(), 1))
@@ -255,7 +254,7 @@ def test_voxel_downsample_and_cap():
 def test_points_lie_on_gt_surfaces(synthetic, result):
     pts, seconds = result
     n = len(pts)
-    assert 200 < n <= VelocityInitConfig().max_points
+    assert 200 < n <= MergeConfig().max_points
     assert pts.means.shape == (n, 3) and pts.means.dtype == np.float32
     assert pts.colors.shape == (n, 3) and pts.colors.dtype == np.uint8
     assert pts.velocities.shape == (n, 3) and pts.velocities.dtype == np.float32
@@ -269,7 +268,7 @@ def test_points_lie_on_gt_surfaces(synthetic, result):
 
 def test_background_shell_adds_far_static_points(synthetic, result):
     base, _ = result
-    shell = velocity_aware_init(synthetic.frames, quiet(background_points=2000), time_scale=1.0)
+    shell = velocity_aware_init(synthetic.frames, quiet(merge=MergeConfig(background_points=2000)), time_scale=1.0)
     centres = np.stack([cam.center for cam in synthetic.cams])
     far = np.linalg.norm(shell.means - centres.mean(axis=0), axis=1) > 20 * np.linalg.norm(centres, axis=1).max()
     assert 50 < far.sum() == len(shell) - len(base)
@@ -322,7 +321,7 @@ def test_temporal_parameters_and_motion_factor(result):
 
 def test_time_units_share_the_cache(synthetic, result, monkeypatch):
     pts1, _ = result
-    monkeypatch.setattr(init_mod, "triangulate_frame", _must_not_triangulate)  # served from the cache
+    monkeypatch.setattr(frames_mod, "triangulate_frame", _must_not_triangulate)  # served from the cache
     num_frames_unit = float(NUM_FRAMES - 1)
     pts5 = velocity_aware_init(synthetic.frames, quiet(), time_scale=num_frames_unit)
     assert pts5 is not None
@@ -347,7 +346,7 @@ def test_cache_reused_and_invalidated(synthetic, result, monkeypatch):
     path = cache_file(synthetic.frames, quiet())
     assert path.is_file() and path.parent == synthetic.frames.data_dir / ".splat4d_cache"
     assert [p.name for p in path.parent.iterdir() if p.suffix == ".tmp"] == []  # atomic write, no leftovers
-    monkeypatch.setattr(init_mod, "triangulate_frame", _must_not_triangulate)
+    monkeypatch.setattr(frames_mod, "triangulate_frame", _must_not_triangulate)
     again = velocity_aware_init(synthetic.frames, quiet(), time_scale=1.0)
     for name in ("means", "colors", "velocities", "times", "tscales", "radii", "is_dynamic"):
         np.testing.assert_array_equal(getattr(again, name), getattr(pts, name))
@@ -355,12 +354,12 @@ def test_cache_reused_and_invalidated(synthetic, result, monkeypatch):
     longer = velocity_aware_init(synthetic.frames, quiet(dynamic_lifespan_frames=5.0), time_scale=1.0)
     np.testing.assert_allclose(longer.tscales[longer.is_dynamic], 1.0)
     # a geometry setting changes the key: recomputed
-    assert cache_file(synthetic.frames, quiet(flow_threshold=2.0)) != path
+    assert cache_file(synthetic.frames, quiet(masks=MaskConfig(flow_threshold=2.0))) != path
     with pytest.raises(AssertionError, match="cache should have been used"):
-        velocity_aware_init(synthetic.frames, quiet(flow_threshold=2.0), time_scale=1.0)
+        velocity_aware_init(synthetic.frames, quiet(masks=MaskConfig(flow_threshold=2.0)), time_scale=1.0)
     # an unreadable cache file is recomputed, not trusted
     original = path.read_bytes()
-    path.write_bytes(b"not an npz")
+    path.write_bytes(b"not a cache entry")
     with pytest.raises(AssertionError, match="cache should have been used"):
         velocity_aware_init(synthetic.frames, quiet(), time_scale=1.0)
     path.write_bytes(original)
@@ -389,13 +388,13 @@ def test_user_masks_are_used(synthetic, result, tmp_path):
     assert none_dynamic is not None and not none_dynamic.is_dynamic.any()
     assert np.all(none_dynamic.velocities == 0)
     # use_user_masks=False ignores them
-    assert cache_file(frames, quiet(use_user_masks=False)) != cache_file(frames, quiet())
+    assert cache_file(frames, quiet(masks=MaskConfig(use_user_masks=False))) != cache_file(frames, quiet())
 
 
 def test_frame_stride(synthetic, tmp_path):
-    assert init_mod.triangulated_frames(6, 2) == [0, 2, 4, 5]
-    assert init_mod.triangulated_frames(5, 2) == [0, 2, 4]
-    pts = velocity_aware_init(synthetic.frames_in(tmp_path), quiet(frame_stride=3), time_scale=float(NUM_FRAMES - 1))
+    assert frames_mod.triangulated_frames(6, 2) == [0, 2, 4, 5]
+    assert frames_mod.triangulated_frames(5, 2) == [0, 2, 4]
+    pts = velocity_aware_init(synthetic.frames_in(tmp_path), quiet(triangulation=TriangulationConfig(frame_stride=3)), time_scale=float(NUM_FRAMES - 1))
     assert pts is not None and pts.is_dynamic.any()
     # dynamic points only at the triangulated frames 0, 3, 5; σt = 3 × the median interval (2.5 frames)
     assert set(np.round(pts.times[pts.is_dynamic]).astype(int).tolist()) <= {0, 3, 5}
@@ -412,28 +411,28 @@ def test_rig_pairs_match_nearest_cameras(synthetic):
 
 
 def test_frame_stride_defaults_to_a_cap_on_triangulated_frames():
-    assert init_mod.frame_stride(6, VelocityInitConfig()) == 1
-    assert init_mod.frame_stride(300, VelocityInitConfig()) == 3
-    assert len(init_mod.triangulated_frames(300, 3)) == 101
-    assert init_mod.frame_stride(300, VelocityInitConfig(frame_stride=2)) == 2
-    assert init_mod.frame_stride(300, VelocityInitConfig(max_triangulated_frames=50)) == 6
+    assert frames_mod.frame_stride(6, TriangulationConfig()) == 1
+    assert frames_mod.frame_stride(300, TriangulationConfig()) == 3
+    assert len(frames_mod.triangulated_frames(300, 3)) == 101
+    assert frames_mod.frame_stride(300, TriangulationConfig(frame_stride=2)) == 2
+    assert frames_mod.frame_stride(300, TriangulationConfig(max_triangulated_frames=50)) == 6
 
 
 def test_frame_workers_give_the_in_process_result(synthetic, tmp_path):
     """Frames processed by forked workers: the same geometry as in this process, with per-stage timings."""
     frames = synthetic.frames_in(tmp_path)
-    parallel = init_mod.compute_geometry(frames, quiet(num_workers=2))
-    serial = init_mod.compute_geometry(frames, quiet(num_workers=1))
+    parallel = compute_geometry(frames, quiet(num_workers=2))
+    serial = compute_geometry(frames, quiet(num_workers=1))
     assert parallel.stats["frame_workers"] == 2 and serial.stats["frame_workers"] == 1
     for name in ("means", "colors", "velocities", "times", "is_dynamic"):
         np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name))
     stages = ("images", "masks", "features", "matching", "triangulation", "split", "velocities", "background")
     assert all(parallel.stats[f"seconds_{stage}"] > 0 for stage in stages)
-    assert init_mod.num_frame_workers(quiet(num_workers=3), num_jobs=2) == 2
+    assert frames_mod.num_frame_workers(quiet(num_workers=3), num_jobs=2) == 2
 
 
 def test_too_few_points_returns_none_with_warning(synthetic, result, tmp_path, monkeypatch):
-    monkeypatch.setattr(init_mod, "triangulate_frame", _must_not_triangulate)
+    monkeypatch.setattr(frames_mod, "triangulate_frame", _must_not_triangulate)
     with pytest.warns(VelocityInitWarning, match="falling back to random initialization"):
         assert velocity_aware_init(synthetic.frames, quiet(min_points=10**9), time_scale=1.0) is None
     monkeypatch.undo()
@@ -475,9 +474,9 @@ def test_config_fields_are_documented():
     import ast
     import inspect
 
-    source = inspect.getsource(VelocityInitConfig)
-    body = ast.parse(source).body[0].body
-    for i, node in enumerate(body):
-        if isinstance(node, ast.AnnAssign):
-            nxt = body[i + 1] if i + 1 < len(body) else None
-            assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), node.target.id
+    for config in (VelocityInitConfig, MaskConfig, TriangulationConfig, VelocityConfig, MergeConfig):
+        body = ast.parse(inspect.getsource(config)).body[0].body
+        for i, node in enumerate(body):
+            if isinstance(node, ast.AnnAssign):
+                nxt = body[i + 1] if i + 1 < len(body) else None
+                assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), node.target.id

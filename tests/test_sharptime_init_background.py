@@ -4,7 +4,8 @@ pixels whose colour they carry."""
 import numpy as np
 
 from dataparsers.synthetic.rig import RigConfig, camera_rig
-from sharptime_ns.init_background import background_shell, camera_centres, world_up
+from sharptime_ns.init.background import background_shell, world_up
+from splat4d.geometry import camera_centres
 
 
 def test_shell_points_lie_on_the_upper_sphere_and_reproject_to_their_pixels():

@@ -16,11 +16,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-
-def camera_centres(w2c: np.ndarray) -> np.ndarray:
-    """World positions [C, 3] of cameras given world->camera matrices [C, 4, 4]: −Rᵀ t."""
-    R, t = w2c[:, :3, :3], w2c[:, :3, 3]
-    return -np.einsum("cji,cj->ci", R, t)
+from splat4d.geometry import camera_centres
 
 
 def world_up(w2c: np.ndarray) -> np.ndarray:
@@ -49,9 +45,14 @@ def ray_sphere_exit(origins: np.ndarray, dirs: np.ndarray, centre: np.ndarray, r
 
 
 def background_shell(
-    images: Sequence[np.ndarray], Ks: np.ndarray, w2c: np.ndarray, centre: np.ndarray, distance: float,
-    pixel_step: float, max_points: int,
-) -> Tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    images: Sequence[np.ndarray],
+    Ks: np.ndarray,
+    w2c: np.ndarray,
+    centre: np.ndarray,
+    distance: float,
+    pixel_step: float,
+    max_points: int,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Points (float32 [P, 3]) and colours (uint8 [P, 3]) on the upper half of the sphere around
     ``centre`` whose radius is ``distance`` × the largest camera distance from it, seen through a
     grid of every ``pixel_step`` pixels of every camera (images uint8 [H, W, 3], intrinsics

@@ -14,17 +14,17 @@ CPU with ``num_threads`` threads.
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
 import pycolmap
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sharptime_ns.init import VelocityInitConfig
+from sharptime_ns.init.config import TriangulationConfig
+from sharptime_ns.init.progress import timed
+from splat4d.geometry import camera_centres
 
 
 @dataclass
@@ -91,25 +91,14 @@ def quiet_colmap(min_level: int = 2) -> Iterator[None]:
         pycolmap.logging.minloglevel = old
 
 
-@contextlib.contextmanager
-def timed(timings: Optional[Dict[str, float]], stage: str) -> Iterator[None]:
-    """Add the seconds spent inside to ``timings[stage]`` (no-op when timings is None)."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        if timings is not None:
-            timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
-
-
-def use_gpu(config: "VelocityInitConfig") -> bool:
+def use_gpu(config: TriangulationConfig) -> bool:
     """Whether SIFT extraction and matching run on the GPU: pycolmap's CUDA build, unless disabled."""
     if config.sift_gpu not in ("auto", "off"):
         raise ValueError(f"unknown sift_gpu {config.sift_gpu!r} (expected 'auto' or 'off')")
     return config.sift_gpu == "auto" and bool(getattr(pycolmap, "has_cuda", False))
 
 
-def _device(config: "VelocityInitConfig") -> pycolmap.Device:
+def _device(config: TriangulationConfig) -> pycolmap.Device:
     return pycolmap.Device.cuda if use_gpu(config) else pycolmap.Device.cpu
 
 
@@ -120,9 +109,8 @@ def rig_pairs(w2c: np.ndarray, neighbors: int) -> List[Tuple[int, int]]:
     n = len(w2c)
     if neighbors <= 0 or neighbors >= n - 1:
         return [(i, j) for i in range(n) for j in range(i + 1, n)]
-    R = w2c[:, :3, :3]
-    centres = -np.einsum("cji,cj->ci", R, w2c[:, :3, 3])
-    axes = R[:, 2, :]  # optical axes (camera z) in world coordinates
+    centres = camera_centres(w2c)
+    axes = w2c[:, 2, :3]  # optical axes (camera z) in world coordinates
     distance = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
     angle = np.arccos(np.clip(axes @ axes.T, -1.0, 1.0))
     cost = distance / max(float(np.median(distance[distance > 0])), 1e-12) + 1e-3 * angle
@@ -133,7 +121,7 @@ def rig_pairs(w2c: np.ndarray, neighbors: int) -> List[Tuple[int, int]]:
     return sorted(pairs)
 
 
-def first_octave(width: int, height: int, config: "VelocityInitConfig") -> int:
+def first_octave(width: int, height: int, config: TriangulationConfig) -> int:
     """SIFT's first octave for images of this size (see ``VelocityInitConfig.sift_upsample_below``)."""
     side = max(width, height)
     if config.sift_max_image_size > 0:
@@ -141,7 +129,7 @@ def first_octave(width: int, height: int, config: "VelocityInitConfig") -> int:
     return -1 if side < config.sift_upsample_below else 0
 
 
-def _extraction_options(config: "VelocityInitConfig", width: int, height: int) -> pycolmap.FeatureExtractionOptions:
+def _extraction_options(config: TriangulationConfig, width: int, height: int) -> pycolmap.FeatureExtractionOptions:
     opts = pycolmap.FeatureExtractionOptions()
     opts.num_threads = config.num_threads
     opts.use_gpu = use_gpu(config)
@@ -152,7 +140,7 @@ def _extraction_options(config: "VelocityInitConfig", width: int, height: int) -
     return opts
 
 
-def _matching_options(config: "VelocityInitConfig") -> pycolmap.FeatureMatchingOptions:
+def _matching_options(config: TriangulationConfig) -> pycolmap.FeatureMatchingOptions:
     opts = pycolmap.FeatureMatchingOptions()
     opts.num_threads = config.num_threads
     opts.use_gpu = use_gpu(config)
@@ -160,27 +148,27 @@ def _matching_options(config: "VelocityInitConfig") -> pycolmap.FeatureMatchingO
     return opts
 
 
-def _verification_options(config: "VelocityInitConfig") -> pycolmap.TwoViewGeometryOptions:
+def _verification_options(config: TriangulationConfig, seed: int) -> pycolmap.TwoViewGeometryOptions:
     opts = pycolmap.TwoViewGeometryOptions()
-    opts.ransac.random_seed = config.seed
+    opts.ransac.random_seed = seed
     opts.ransac.num_threads = 1
     opts.ransac.max_error = config.verification_max_error
     return opts
 
 
-def _triangulation_options(config: "VelocityInitConfig") -> pycolmap.IncrementalPipelineOptions:
+def _triangulation_options(config: TriangulationConfig, seed: int) -> pycolmap.IncrementalPipelineOptions:
     opts = pycolmap.IncrementalPipelineOptions()
     opts.num_threads = config.num_threads
-    opts.random_seed = config.seed
+    opts.random_seed = seed
     opts.extract_colors = True
     opts.ba_refine_focal_length = False
     opts.ba_refine_principal_point = False
     opts.ba_refine_extra_params = False
     opts.mapper.num_threads = config.num_threads
-    opts.mapper.random_seed = config.seed
+    opts.mapper.random_seed = seed
     opts.mapper.filter_max_reproj_error = config.max_reprojection_error
     opts.mapper.filter_min_tri_angle = config.min_triangulation_angle
-    opts.triangulation.random_seed = config.seed
+    opts.triangulation.random_seed = seed
     opts.triangulation.min_angle = config.min_triangulation_angle
     opts.triangulation.ignore_two_view_tracks = config.ignore_two_view_tracks
     return opts
@@ -191,7 +179,8 @@ def triangulate_frame(
     Ks: np.ndarray,
     w2c: np.ndarray,
     workdir: Path,
-    config: "VelocityInitConfig",
+    config: TriangulationConfig,
+    seed: int,
     timings: Optional[Dict[str, float]] = None,
 ) -> FramePoints:
     """Triangulate one time step.
@@ -200,6 +189,7 @@ def triangulate_frame(
         images: per camera, uint8 RGB [H, W, 3] (the stored resolution ``Ks`` refers to).
         Ks: [C, 3, 3] intrinsics (pixels); w2c: [C, 4, 4] world → camera (OpenCV axes).
         workdir: an empty scratch folder (database, image copies, output model).
+        seed: random seed of RANSAC and the triangulation.
         timings: if given, seconds per stage (features, matching, triangulation) are added to it.
     """
     workdir = Path(workdir)
@@ -241,18 +231,23 @@ def triangulate_frame(
                 db_path,
                 matching_options=_matching_options(config),
                 pairing_options=pairing,
-                verification_options=_verification_options(config),
+                verification_options=_verification_options(config, seed),
                 device=_device(config),
             )
 
         with timed(timings, "triangulation"):
-            return _triangulate(db_path, image_dir, workdir, w2c, cam_of_name, config)
+            return _triangulate(db_path, image_dir, workdir, w2c, cam_of_name, config, seed)
 
 
 def _triangulate(
-    db_path: Path, image_dir: Path, workdir: Path, w2c: np.ndarray, cam_of_name: Dict[str, int],
-    config: "VelocityInitConfig",
-) -> FramePoints:  # fmt: skip
+    db_path: Path,
+    image_dir: Path,
+    workdir: Path,
+    w2c: np.ndarray,
+    cam_of_name: Dict[str, int],
+    config: TriangulationConfig,
+    seed: int,
+) -> FramePoints:
     """Triangulate the verified matches of the database with the known, fixed cameras."""
     # Known cameras and fixed poses; ids mirror the database (one trivial rig/frame per image).
     reconstruction = pycolmap.Reconstruction()
@@ -276,7 +271,7 @@ def _triangulate(
         image_dir,
         out_dir,
         clear_points=True,
-        options=_triangulation_options(config),
+        options=_triangulation_options(config, seed),
         refine_intrinsics=False,
     )
     cam_of_image = {im.image_id: cam_of_name[im.name] for im in db_images}
@@ -312,13 +307,3 @@ def _triangulate(
 def _largest_size(images: List[np.ndarray]) -> Tuple[int, int]:
     """(width, height) of the largest image."""
     return max((img.shape[1], img.shape[0]) for img in images)
-
-
-def project(points: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel coordinates [P, 2] (OpenCV, centres at +0.5) and z-depth [P] of world points."""
-    cam = points @ w2c[:3, :3].T + w2c[:3, 3]
-    z = cam[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uv = cam[:, :2] / z[:, None] * np.array([K[0, 0], K[1, 1]]) + K[:2, 2]
-    uv[z <= 1e-9] = np.nan
-    return uv, z
