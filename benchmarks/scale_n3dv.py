@@ -39,7 +39,6 @@ Results are printed and, with ``--json``, written as JSON.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -48,14 +47,15 @@ import shutil
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Literal, Optional, Tuple
 
 import numpy as np
 import psutil
 import torch
+import tyro
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -66,15 +66,11 @@ from dataparsers.synthetic.rig import RigConfig, camera_rig
 from dataparsers.synthetic.scene import default_scene
 from dataparsers.synthetic.writers import NATIVE_FPS, encode_mp4, llff_row, synchronized
 from sharptime_ns.datamanager import SharpTimeDatamanagerConfig
-from sharptime_ns.init import (
-    InitPoints,
-    MultiViewFrames,
-    VelocityInitConfig,
-    compute_geometry,
-    frame_stride,
-    to_init_points,
-    triangulated_frames,
-)
+from sharptime_ns.init.config import VelocityInitConfig
+from sharptime_ns.init.driver import compute_geometry
+from sharptime_ns.init.frames import frame_stride, triangulated_frames
+from sharptime_ns.init.inputs import MultiViewFrames
+from sharptime_ns.init.points import InitPoints, to_init_points
 from sharptime_ns.temporal import motion_factor
 
 import scale_n3dv_train  # noqa: E402  (beside this script: the training stages)
@@ -177,7 +173,7 @@ def generate_scene(size: SceneSize, root: Path, workers: int) -> Path:
     return out
 
 
-def stage_generate(args: argparse.Namespace, results: Dict) -> None:
+def stage_generate(args: ScaleBenchmark, results: Dict) -> None:
     size = SceneSize(args.cameras, args.frames, args.width, args.height)
     start = time.perf_counter()
     existed = (args.data_root / size.name).is_dir()
@@ -326,14 +322,14 @@ def evaluate_init(gt: GroundTruth, frames: MultiViewFrames, points: InitPoints, 
 INIT_STAGES = ("images", "masks", "features", "matching", "triangulation", "split", "velocities", "background")
 
 
-def stage_init(args: argparse.Namespace, results: Dict) -> None:
+def stage_init(args: ScaleBenchmark, results: Dict) -> None:
     size = SceneSize(args.cameras, args.frames, args.width, args.height)
     scene = args.data_root / size.name
     if not scene.is_dir():
         raise FileNotFoundError(f"{scene} does not exist: run the generate stage first")
     frames, transform, scale = training_frames(scene, args.init_frames)
     num_frames, num_cams = len(frames.image_paths), len(frames.camera_names)
-    config = dataclasses.replace(VelocityInitConfig(), use_cache=False, **dict(args.init_option))
+    config = args.init
     CONSOLE.print(f"velocity-aware init on {num_cams} cameras × {num_frames} frames of {scene}")
     start, cpu_start = time.perf_counter(), cpu_seconds()
     with PeakMemory() as memory:
@@ -343,8 +339,8 @@ def stage_init(args: argparse.Namespace, results: Dict) -> None:
     accuracy = evaluate_init(load_ground_truth(scene), frames, to_scene_world(points, transform, scale), num_frames)
     stats = geometry.stats
     seconds = {stage: stats.get(f"seconds_{stage}", 0.0) for stage in INIT_STAGES}
-    triangulated = len(triangulated_frames(num_frames, frame_stride(num_frames, config)))
-    full_size = len(triangulated_frames(NEURAL3DV_FRAMES, frame_stride(NEURAL3DV_FRAMES, config)))
+    triangulated = len(triangulated_frames(num_frames, frame_stride(num_frames, config.triangulation)))
+    full_size = len(triangulated_frames(NEURAL3DV_FRAMES, frame_stride(NEURAL3DV_FRAMES, config.triangulation)))
     cores = min(2, os.cpu_count() or 1)
     row = dict(
         cameras=num_cams, frames=num_frames, triangulated_frames=triangulated, workers=int(stats["frame_workers"]),
@@ -354,7 +350,7 @@ def stage_init(args: argparse.Namespace, results: Dict) -> None:
         extrapolated_300_frames_idle_2_cores_minutes=cpu * full_size / triangulated / cores / 60,
         mean_reprojection_error=stats["mean_reprojection_error"],
         velocity_matched_fraction=stats["velocity_matched_fraction"],
-        config={k: v for k, v in dict(args.init_option).items()}, **accuracy,
+        config=dataclasses.asdict(config), **accuracy,
     )  # fmt: skip
     results["init"] = row
     per_frame = ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
@@ -379,30 +375,54 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def init_option(text: str) -> Tuple[str, object]:
-    """``name=value`` for a VelocityInitConfig field (value parsed as JSON when it parses)."""
-    name, _, value = text.partition("=")
-    if name not in {f.name for f in dataclasses.fields(VelocityInitConfig)}:
-        raise argparse.ArgumentTypeError(f"unknown VelocityInitConfig field {name!r}")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
-
-
-def stage_train_step(args: argparse.Namespace, results: Dict) -> None:
+def stage_train_step(args: ScaleBenchmark, results: Dict) -> None:
     scene = args.data_root / SceneSize(args.cameras, args.frames, args.width, args.height).name
     if not scene.is_dir():
         raise FileNotFoundError(f"{scene} does not exist: run the generate stage first")
-    scale_n3dv_train.stage_step(args, results, scene, PeakMemory)
+    scale_n3dv_train.stage_step(args.train, args.width, args.height, results, scene, PeakMemory)
 
 
-def stage_train_schedule(args: argparse.Namespace, results: Dict) -> None:
-    size = SceneSize(args.schedule_cameras, args.schedule_frames, args.schedule_width, args.schedule_height)
-    scale_n3dv_train.stage_schedule(args, results, generate_scene(size, args.data_root, args.workers), PeakMemory)
+def stage_train_schedule(args: ScaleBenchmark, results: Dict) -> None:
+    t = args.train
+    size = SceneSize(t.schedule_cameras, t.schedule_frames, t.schedule_width, t.schedule_height)
+    scene = generate_scene(size, args.data_root, args.workers)
+    scale_n3dv_train.stage_schedule(t, args.data_root, results, scene, PeakMemory)
 
 
-STAGES: Dict[str, Callable[[argparse.Namespace, Dict], None]] = {
+Stage = Literal["generate", "init", "step", "schedule"]
+
+
+@dataclass
+class ScaleBenchmark:
+    """SharpTimeGS at Neural3DV size (the module docstring)."""
+
+    stages: Tuple[Stage, ...] = ("generate", "init", "step", "schedule")
+    """Stages to run, in order."""
+    cameras: int = 20
+    """Cameras of the rig (cam00 is held out)."""
+    frames: int = 12
+    """Frames per camera (Neural3DV: 300)."""
+    width: int = 1352
+    """Frame width."""
+    height: int = 1014
+    """Frame height."""
+    workers: int = min(2, os.cpu_count() or 1)
+    """Processes rendering cameras."""
+    data_root: Path = DATA_ROOT
+    """Where generated scenes are kept."""
+    init_frames: Optional[int] = None
+    """Init on the first N frames only (default: all)."""
+    init: VelocityInitConfig = field(default_factory=lambda: VelocityInitConfig(use_cache=False))
+    """The velocity-aware initialization's settings, e.g. ``--init.triangulation.frame-stride 2``."""
+    json: Optional[Path] = None
+    """Also write the results here."""
+    train: tyro.conf.OmitArgPrefixes[scale_n3dv_train.TrainOptions] = field(
+        default_factory=scale_n3dv_train.TrainOptions
+    )
+    """Settings of the training stages."""
+
+
+STAGES: Dict[str, Callable[[ScaleBenchmark, Dict], None]] = {
     "generate": stage_generate,
     "init": stage_init,
     "step": stage_train_step,
@@ -410,25 +430,8 @@ STAGES: Dict[str, Callable[[argparse.Namespace, Dict], None]] = {
 }
 
 
-def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stages", nargs="+", choices=list(STAGES), default=list(STAGES), help="stages to run, in order")
-    p.add_argument("--cameras", type=int, default=20, help="cameras of the rig (cam00 is held out)")
-    p.add_argument("--frames", type=int, default=12, help="frames per camera (Neural3DV: 300)")
-    p.add_argument("--width", type=int, default=1352)
-    p.add_argument("--height", type=int, default=1014)
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes rendering cameras")
-    p.add_argument("--data-root", type=Path, default=DATA_ROOT, help="where generated scenes are kept")
-    p.add_argument("--init-frames", type=int, default=None, help="init on the first N frames only (default: all)")
-    p.add_argument("--init-option", type=init_option, action="append", default=[], metavar="FIELD=VALUE",
-                   help="VelocityInitConfig override, e.g. frame_stride=2 (repeatable)")  # fmt: skip
-    p.add_argument("--json", type=Path, default=None, help="also write the results here")
-    scale_n3dv_train.add_arguments(p)
-    return p.parse_args(argv)
-
-
 def main(argv: List[str] | None = None) -> None:
-    args = parse_args(argv)
+    args = tyro.cli(ScaleBenchmark, args=argv, description=__doc__)
     results: Dict = {}
     for stage in args.stages:
         STAGES[stage](args, results)

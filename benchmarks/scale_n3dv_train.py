@@ -17,13 +17,13 @@
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Dict, List
 
 import numpy as np
@@ -37,6 +37,35 @@ from sharptime_ns.config import sharptime
 
 CONSOLE = Console()
 STEP_PARTS = ("data_wait", "render", "loss", "backward", "optimizer", "strategy")
+
+
+
+@dataclass
+class TrainOptions:
+    """Settings of the ``step`` and ``schedule`` stages."""
+
+    train_gaussians: int = 100_000
+    """step: Gaussians (random initialization)."""
+    train_steps: int = 10
+    """step: timed steps per setting."""
+    prefetch_workers: int = 2
+    """step: decoding threads (compared with 0)."""
+    schedule_cameras: int = 20
+    """schedule: cameras of the rig (cam00 is held out)."""
+    schedule_frames: int = 300
+    """schedule: frames per camera."""
+    schedule_width: int = 136
+    """schedule: frame width (small: the count matters)."""
+    schedule_height: int = 102
+    """schedule: frame height."""
+    schedule_steps: int = 2400
+    """schedule: --max-num-iterations."""
+    schedule_gaussians: int = 5000
+    """schedule: random initial Gaussians."""
+    schedule_save_every: int = 200
+    """schedule: steps between checkpoints."""
+    seed: int = 0
+    """Seed of the training runs."""
 
 
 def build_pipeline(scene: Path, gaussians: int, prefetch_workers: int, seed: int):
@@ -85,7 +114,7 @@ def timed_steps(pipeline, optimizers: Optimizers, steps: int) -> Dict[str, List[
     return times
 
 
-def stage_step(args: argparse.Namespace, results: Dict, scene: Path, memory_probe) -> None:
+def stage_step(args: TrainOptions, width: int, height: int, results: Dict, scene: Path, memory_probe) -> None:
     rows = {}
     for workers in (args.prefetch_workers, 0):
         with memory_probe() as memory:
@@ -100,7 +129,7 @@ def stage_step(args: argparse.Namespace, results: Dict, scene: Path, memory_prob
         )  # fmt: skip
         parts = ", ".join(f"{p} {1000 * s:.0f}" for p, s in medians.items())
         CONSOLE.print(
-            f"step at {args.width}×{args.height}, {images} training images, {args.train_gaussians} Gaussians, "
+            f"step at {width}×{height}, {images} training images, {args.train_gaussians} Gaussians, "
             f"{workers} prefetch workers: {1000 * step:.0f} ms (median ms: {parts}); data wait "
             f"{100 * medians['data_wait'] / step:.1f} % of the step; peak memory {memory.peak / 2**30:.2f} GiB"
         )
@@ -129,8 +158,8 @@ def last_logged(run: Path, tag: str) -> float:
     return float(events.Scalars(tag)[-1].value)
 
 
-def stage_schedule(args: argparse.Namespace, results: Dict, scene: Path, memory_probe) -> None:
-    out = args.data_root / "runs"
+def stage_schedule(args: TrainOptions, data_root: Path, results: Dict, scene: Path, memory_probe) -> None:
+    out = data_root / "runs"
     steps, save_every = args.schedule_steps, args.schedule_save_every
     command = [
         str(Path(sys.executable).parent / "ns-train"), "sharptime", "--data", str(scene), "--output-dir", str(out),
@@ -168,17 +197,3 @@ def stage_schedule(args: argparse.Namespace, results: Dict, scene: Path, memory_
         f"  stage 1 densifies: {results['schedule']['stage1_densified']}; stage 2 holds the count: "
         f"{results['schedule']['stage2_held']} ({relocated:.0f} Gaussians relocated in stage 2)"
     )
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--train-gaussians", type=int, default=100_000, help="step: Gaussians (random initialization)")
-    p.add_argument("--train-steps", type=int, default=10, help="step: timed steps per setting")
-    p.add_argument("--prefetch-workers", type=int, default=2, help="step: decoding threads (compared with 0)")
-    p.add_argument("--schedule-cameras", type=int, default=20)
-    p.add_argument("--schedule-frames", type=int, default=300)
-    p.add_argument("--schedule-width", type=int, default=136, help="schedule: frame width (small: the count matters)")
-    p.add_argument("--schedule-height", type=int, default=102)
-    p.add_argument("--schedule-steps", type=int, default=2400, help="schedule: --max-num-iterations")
-    p.add_argument("--schedule-gaussians", type=int, default=5000, help="schedule: random initial Gaussians")
-    p.add_argument("--schedule-save-every", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
