@@ -54,6 +54,7 @@ from typing import Callable, Dict, List, Literal, Optional, Tuple
 
 import numpy as np
 import psutil
+import scale_n3dv_train  # beside this script: the training stages
 import torch
 import tyro
 from rich.console import Console
@@ -61,7 +62,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dataparsers.multiview import MultiViewAutoDataParserConfig
 from dataparsers.neural3dv import Neural3DVDataParserConfig
-from dataparsers.synthetic.ground_truth import GROUND_TRUTH_DIR, GroundTruth, load_ground_truth, write_scene_ground_truth
+from dataparsers.synthetic.ground_truth import (
+    GROUND_TRUTH_DIR,
+    GroundTruth,
+    load_ground_truth,
+    write_scene_ground_truth,
+)
 from dataparsers.synthetic.rig import RigConfig, camera_rig
 from dataparsers.synthetic.scene import default_scene
 from dataparsers.synthetic.writers import NATIVE_FPS, encode_mp4, llff_row, synchronized
@@ -72,8 +78,6 @@ from sharptime_ns.init.frames import frame_stride, triangulated_frames
 from sharptime_ns.init.inputs import MultiViewFrames
 from sharptime_ns.init.points import InitPoints, to_init_points
 from sharptime_ns.temporal import motion_factor
-
-import scale_n3dv_train  # noqa: E402  (beside this script: the training stages)
 
 CONSOLE = Console()
 DATA_ROOT = Path("data/scale_n3dv")

@@ -31,8 +31,8 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from dataparsers.camera_conventions import resized_size, scale_intrinsics
 from dataparsers.errors import DatasetFormatError
-from dataparsers.images import read_rgb
 from dataparsers.frame_cache import FramePreparation, ImageFormat, cached_frames, file_signature
+from dataparsers.images import read_rgb
 from dataparsers.video import VideoInfo, decode_frames
 
 

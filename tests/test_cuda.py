@@ -16,11 +16,11 @@ import pytest
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import SceneBox
-
 from orbit_cameras import orbit_camera
+
 from splat4d import rasterize
-from splat4d.random_scene import random_scene
 from splat4d.quantile import safe_quantile
+from splat4d.random_scene import random_scene
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (gsplat's kernels)")
 

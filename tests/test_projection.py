@@ -4,8 +4,8 @@ import pytest
 import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
 
-from splat4d.random_scene import random_scene
 from splat4d.projection import project_gaussians
+from splat4d.random_scene import random_scene
 from splat4d.sh import eval_sh
 
 

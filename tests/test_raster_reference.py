@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from splat4d.random_scene import random_scene
 from splat4d import rasterize
 from splat4d.projection import project_gaussians
+from splat4d.random_scene import random_scene
 
 
 def naive_render(proj, colors, opacities, width, height, tile_size, background):

@@ -6,9 +6,21 @@ import pytest
 import torch
 from pytorch_msssim import SSIM
 
-from shapeofmotion_ns.losses import (LossWeights, bases_smoothness, depth_gradient_loss, disparity_loss, mask_loss,
-                                     masked_l1, rgb_loss, scale_variance, track_2d_loss, track_depth_loss,
-                                     track_smoothness, track_weights, z_accel_loss)  # fmt: skip
+from shapeofmotion_ns.losses import (
+    LossWeights,
+    bases_smoothness,
+    depth_gradient_loss,
+    disparity_loss,
+    mask_loss,
+    masked_l1,
+    rgb_loss,
+    scale_variance,
+    track_2d_loss,
+    track_depth_loss,
+    track_smoothness,
+    track_weights,
+    z_accel_loss,
+)
 
 
 def test_weights_default_to_the_reference():

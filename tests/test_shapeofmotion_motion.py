@@ -4,9 +4,18 @@ import math
 
 import torch
 
-from shapeofmotion_ns.motion import (bases_at, blend, canonical_frame, identity_bases, matrix_to_quat,
-                                     matrix_to_rotation_6d, move_means, move_quats, quat_multiply,
-                                     rotation_6d_to_matrix)  # fmt: skip
+from shapeofmotion_ns.motion import (
+    bases_at,
+    blend,
+    canonical_frame,
+    identity_bases,
+    matrix_to_quat,
+    matrix_to_rotation_6d,
+    move_means,
+    move_quats,
+    quat_multiply,
+    rotation_6d_to_matrix,
+)
 from splat4d.projection import quat_to_rotmat
 
 

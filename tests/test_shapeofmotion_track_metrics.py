@@ -4,9 +4,15 @@ import pytest
 import torch
 
 from shapeofmotion_ns.motion import rotation_6d_to_matrix
-from shapeofmotion_ns.track_metrics import (TrackAnnotations, TrackPredictions, align_to_metric,
-                                            similarity_alignment, tracking_2d_metrics, tracking_3d_metrics,
-                                            visible_by_depth)  # fmt: skip
+from shapeofmotion_ns.track_metrics import (
+    TrackAnnotations,
+    TrackPredictions,
+    align_to_metric,
+    similarity_alignment,
+    tracking_2d_metrics,
+    tracking_3d_metrics,
+    visible_by_depth,
+)
 
 K, N = 3, 4
 

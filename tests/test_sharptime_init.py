@@ -25,8 +25,8 @@ from sharptime_ns.init.points import InitPoints
 from sharptime_ns.init.split import sample_mask
 from sharptime_ns.init.triangulation import rig_pairs, triangulate_frame
 from sharptime_ns.init.user_masks import UserMasks
-from splat4d.geometry import apply_transform, project
 from sharptime_ns.temporal import motion_factor
+from splat4d.geometry import apply_transform, project
 
 W, H = 160, 120
 NUM_CAMERAS = 6

@@ -6,8 +6,8 @@ import pytest
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import SceneBox
-
 from orbit_cameras import orbit_camera
+
 from sharptime_ns.model import SharpTimeModelConfig
 
 

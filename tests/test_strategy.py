@@ -4,8 +4,8 @@ import pytest
 import torch
 from gsplat.strategy import DefaultStrategy
 
-from splat4d.random_scene import random_scene
 from splat4d import rasterize
+from splat4d.random_scene import random_scene
 
 
 @pytest.mark.parametrize("absgrad", [False, True])

@@ -48,8 +48,13 @@ from dataparsers.errors import DatasetFormatError
 from dataparsers.iphone.cameras import FrameCamera, read_camera_json, read_colmap_cameras
 from dataparsers.iphone.dataset import IPhoneDataset
 from dataparsers.iphone.keypoints import Keypoints, read_keypoints
-from dataparsers.iphone.layout import (ALIGNED_DEPTH_PREFIX, COLMAP_ALIGNED_SUFFIX, LIDAR, PREPROCESSED,
-                                       IPhoneLayout)  # fmt: skip
+from dataparsers.iphone.layout import (
+    ALIGNED_DEPTH_PREFIX,
+    COLMAP_ALIGNED_SUFFIX,
+    LIDAR,
+    PREPROCESSED,
+    IPhoneLayout,
+)
 from dataparsers.iphone.priors import DepthPrior, FramePriors, per_frame_files
 from dataparsers.iphone.scene_files import SceneInfo, SplitFrames, listed, read_scene_info, read_split
 from dataparsers.iphone.tracks import TrackPairs, find_track_pairs

@@ -31,10 +31,23 @@ from dataparsers.errors import DatasetFormatError
 from dataparsers.images import read_rgb
 from dataparsers.iphone.cameras import FrameCamera
 from dataparsers.iphone.layout import ALIGNED_DEPTH_PREFIX, LIDAR, IPhoneLayout, frame_name
-from dataparsers.iphone.optical_flow import (FlowSettings, chain_tracks, dense_flow, motion_mask, query_points,
-                                             rigid_flow)  # fmt: skip
-from dataparsers.iphone.writer import (FrameRecord, write_camera, write_frame_lists, write_mask, write_rgb,
-                                       write_scene_bounds, write_track_pair)  # fmt: skip
+from dataparsers.iphone.optical_flow import (
+    FlowSettings,
+    chain_tracks,
+    dense_flow,
+    motion_mask,
+    query_points,
+    rigid_flow,
+)
+from dataparsers.iphone.writer import (
+    FrameRecord,
+    write_camera,
+    write_frame_lists,
+    write_mask,
+    write_rgb,
+    write_scene_bounds,
+    write_track_pair,
+)
 from dataparsers.video import decode_frames, probe_video
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -31,8 +31,13 @@ from dataparsers.easyvolcap_calibration import Calibration
 from dataparsers.errors import DatasetFormatError
 from dataparsers.frame_cache import file_signature
 from dataparsers.rig import stages
-from dataparsers.rig.calibration import (CalibrationSettings, CameraCalibration, apply_metric_scale, calibrate,
-                                         median_plate)  # fmt: skip
+from dataparsers.rig.calibration import (
+    CalibrationSettings,
+    CameraCalibration,
+    apply_metric_scale,
+    calibrate,
+    median_plate,
+)
 from dataparsers.rig.media import VideoScan, decode_audio, scan_video
 from dataparsers.rig.sync import ClockShifts, PairLag, solve_clock_shifts
 from dataparsers.rig.writer import frame_range, write_scene

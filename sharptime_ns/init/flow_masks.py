@@ -94,8 +94,6 @@ class FlowMasker:
         return mask.astype(bool)
 
 
-
-
 def flow_mask(cache: ImageCache, masker: FlowMasker, k: int, cam: int, num_frames: int, width: int) -> np.ndarray:
     """Flow mask of frame ``k`` of camera ``cam`` from the evidence towards its neighbouring frames."""
     neighbours = [j for j in (k - 1, k + 1) if 0 <= j < num_frames]

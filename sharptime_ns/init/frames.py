@@ -96,9 +96,7 @@ class FrameWorker:
         points = triangulate_frame(images, self.Ks, self.w2c, workdir, config.triangulation, config.seed, timings)
         shutil.rmtree(workdir, ignore_errors=True)  # image copies and database: bounded scratch space
         with timed(timings, "split"):
-            is_dyn, depth = split_points(
-                points, masks, images, self.Ks, self.w2c, config.masks.dynamic_vote_fraction
-            )
+            is_dyn, depth = split_points(points, masks, images, self.Ks, self.w2c, config.masks.dynamic_vote_fraction)
         return FrameResult(
             static_xyz=points.xyz[~is_dyn],
             static_rgb=points.colors[~is_dyn],

@@ -204,7 +204,9 @@ def triangulate_frame(
     with quiet_colmap():
         with timed(timings, "features"):
             for name, rgb in zip(names, images, strict=True):
-                cv2.imwrite(str(image_dir / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+                cv2.imwrite(
+                    str(image_dir / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]
+                )
             pycolmap.extract_features(
                 db_path,
                 image_dir,
@@ -224,7 +226,9 @@ def triangulate_frame(
                     db.update_camera(camera)
         with timed(timings, "matching"):
             pairs_path = workdir / "pairs.txt"
-            pairs_path.write_text("".join(f"{names[i]} {names[j]}\n" for i, j in rig_pairs(w2c, config.match_neighbors)))
+            pairs_path.write_text(
+                "".join(f"{names[i]} {names[j]}\n" for i, j in rig_pairs(w2c, config.match_neighbors))
+            )
             pairing = pycolmap.ImportedPairingOptions()
             pairing.match_list_path = pairs_path
             pycolmap.match_image_pairs(
