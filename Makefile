@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 TORCH_CUDA_TAG ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo raster-demo test bench bench-sharptime bench-shapeofmotion gpu-check bench-scale
+.PHONY: setup demo raster-demo lint test bench bench-sharptime bench-shapeofmotion gpu-check bench-scale
 
 setup: $(STAMP)
 
@@ -41,7 +41,10 @@ demo: $(STAMP)
 raster-demo: $(STAMP)
 	$(PY) -m splat4d.demo --out renders/raster_demo.png
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP) lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(PY) -m pytest -q
 
 bench: $(STAMP)
