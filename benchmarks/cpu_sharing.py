@@ -14,14 +14,16 @@ over all rounds and the slowdown against the same configuration with no busy pro
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
+
+import tyro
 
 
 def child(steps: int, threads: int) -> None:
@@ -62,15 +64,26 @@ def measure(steps: int, threads: int, busy: int, env: Dict[str, str]) -> List[fl
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@dataclass
+class SharingBenchmark:
+    """The benchmark's settings (see the module docstring)."""
+
+    steps: int = 40
+    """Timed training steps per measurement."""
+    rounds: int = 3
+    """Rounds over all configurations."""
+    threads: str = "1,2"
+    """Comma-separated torch thread counts."""
+    busy: str = "0,1,2"
+    """Comma-separated numbers of competing busy processes."""
+    env: Tuple[str, ...] = ()
+    """NAME=VALUE variants (each its own rows)."""
+    child: bool = False
+    """Internal: run one measurement in this process (how the benchmark starts its children)."""
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=40, help="timed training steps per measurement")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--busy", default="0,1,2", help="numbers of competing busy processes")
-    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE variants (each its own rows)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = tyro.cli(SharingBenchmark, description=__doc__)
     if args.child:
         child(args.steps, int(args.threads))
         return

@@ -14,12 +14,13 @@ max |image difference| between gsplat on the GPU and our kernel on the CPU for t
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Tuple
 
 import torch
+import tyro
 from rich.console import Console
 from rich.table import Table
 
@@ -82,11 +83,18 @@ def pair_count(scene: Scene, tile_size: int = 16) -> Tuple[int, int]:
     return n_isects, n_isects * tile_size * tile_size
 
 
+@dataclass
+class RasterBenchmark:
+    """The benchmark's settings (see the module docstring)."""
+
+    repeats: int = 3
+    """Timed calls per measurement (the median is printed)."""
+    sizes: str = ",".join(SIZES)
+    """Comma-separated subset of the scene sizes: small, medium, large, hd100k, hd300k."""
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated subset of " + ",".join(SIZES))
-    args = parser.parse_args()
+    args = tyro.cli(RasterBenchmark, description=__doc__)
 
     console = Console(width=220)  # (the table is wide; rich would truncate it to 80 columns in a pipe)
     has_cuda = torch.cuda.is_available()
