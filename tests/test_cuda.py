@@ -158,16 +158,14 @@ def test_sharptime_both_stages_on_cuda():
 
 
 # ----- Shape of Motion training on CUDA -----
-def test_shapeofmotion_trains_on_cuda(tmp_path: Path):
-    from dataparsers.synthetic.monocular import MonocularConfig, write_monocular_scene
+def test_shapeofmotion_trains_on_cuda(monocular_scene: Path, tmp_path: Path):
     from shapeofmotion_ns.config import shapeofmotion
     from shapeofmotion_ns.init import InitConfig
     from splat4d.training import train_in_process
 
-    scene = write_monocular_scene(tmp_path / "scene", MonocularConfig(num_frames=8, width=96, height=72))
     cfg = copy.deepcopy(shapeofmotion.config)
     cfg.machine.device_type = "cuda"
-    cfg.pipeline.datamanager.data = scene
+    cfg.pipeline.datamanager.data = monocular_scene
     cfg.pipeline.datamanager.init = InitConfig(num_dynamic=1000, num_static=3000, min_cluster_points=20, optim_steps=100)
     control = cfg.pipeline.model.density_control
     control.warmup_steps, control.control_every, control.reset_opacity_every_n_controls = 20, 25, 4

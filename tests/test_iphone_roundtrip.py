@@ -13,21 +13,14 @@ from dataparsers.iphone.dataparser import IPhoneDataParserConfig
 from dataparsers.iphone.dataset import IPhoneDataset
 from dataparsers.iphone.layout import IPhoneLayout
 from dataparsers.synthetic.ground_truth import load_ground_truth
-from dataparsers.synthetic.monocular import MonocularConfig, write_monocular_scene
 from dataparsers.synthetic.monocular_priors import pinhole_project
 
-NUM_FRAMES = 8
+NUM_FRAMES = 8  # frames of the monocular_scene fixture (conftest.py)
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory):
-    return write_monocular_scene(tmp_path_factory.mktemp("iphone") / "scene",
-                                 MonocularConfig(num_frames=NUM_FRAMES, width=96, height=72))  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tracks_3d(scene):
-    with np.load(IPhoneLayout(scene).ground_truth_dir / "tracks_3d.npz") as data:
+def tracks_3d(monocular_scene):
+    with np.load(IPhoneLayout(monocular_scene).ground_truth_dir / "tracks_3d.npz") as data:
         return {key: data[key] for key in data.files}
 
 
@@ -52,9 +45,9 @@ def project(outputs, index, points_world):
 
 @pytest.mark.parametrize("cameras", ["original", "refined"])
 @pytest.mark.parametrize("factor", [1, 2])
-def test_ground_truth_points_project_within_half_a_pixel(scene, tracks_3d, cameras, factor):
-    truth = load_ground_truth(scene)
-    train = parse(scene, cameras=cameras, factor=factor)
+def test_ground_truth_points_project_within_half_a_pixel(monocular_scene, tracks_3d, cameras, factor):
+    truth = load_ground_truth(monocular_scene)
+    train = parse(monocular_scene, cameras=cameras, factor=factor)
     names = train.metadata["frame_names"]
     for q in range(NUM_FRAMES):  # query points land on the pixel they were rendered at
         sel = tracks_3d["query_index"] == q
@@ -64,15 +57,15 @@ def test_ground_truth_points_project_within_half_a_pixel(scene, tracks_3d, camer
         points = tracks_3d["positions"][tracks_3d["visible"][:, t], t]
         expected = pinhole_project(truth.cameras[name], points)[0] / factor
         assert np.abs(project(train, t, points) - expected).max() < 1e-3
-    val = parse(scene, "val", cameras=cameras, factor=factor)
+    val = parse(monocular_scene, "val", cameras=cameras, factor=factor)
     for k, name in enumerate(val.metadata["frame_names"]):
         points = tracks_3d["positions"][:, int(val.metadata["time_ids"][k])]
         expected = pinhole_project(truth.cameras[name], points)[0] / factor
         assert np.abs(project(val, k, points) - expected).max() < 1e-3
 
 
-def test_times_and_metadata(scene):
-    train = parse(scene)
+def test_times_and_metadata(monocular_scene):
+    train = parse(monocular_scene)
     assert torch.equal(train.metadata["time_ids"], torch.arange(NUM_FRAMES))
     torch.testing.assert_close(train.cameras.times[:, 0], torch.arange(NUM_FRAMES) / (NUM_FRAMES - 1.0))
     assert train.metadata["num_time_steps"] == NUM_FRAMES and train.metadata["fps"] == 30.0
@@ -82,8 +75,8 @@ def test_times_and_metadata(scene):
     assert train.metadata["dataset_type"] is IPhoneDataset
 
 
-def test_val_split_is_held_out(scene):
-    train, val, test = parse(scene), parse(scene, "val"), parse(scene, "test")
+def test_val_split_is_held_out(monocular_scene):
+    train, val, test = parse(monocular_scene), parse(monocular_scene, "val"), parse(monocular_scene, "test")
     assert not set(train.image_filenames) & set(val.image_filenames)
     assert val.image_filenames == test.image_filenames
     assert set(val.metadata["camera_ids"].tolist()) == {1, 2} and set(train.metadata["camera_ids"].tolist()) == {0}
@@ -94,11 +87,11 @@ def test_val_split_is_held_out(scene):
     assert val.metadata["tracks"] is None and val.metadata["keypoints"] is None
 
 
-def test_camera_centres_agree_with_nerfstudio_dycheck(scene, tmp_path):
-    copy = shutil.copytree(scene, tmp_path / "scene")  # nerfstudio's parser writes processed_depth/ into the scene
+def test_camera_centres_agree_with_nerfstudio_dycheck(monocular_scene, tmp_path):
+    copy = shutil.copytree(monocular_scene, tmp_path / "scene")  # nerfstudio's parser writes processed_depth/ into the scene
     theirs = DycheckDataParserConfig(data=copy).setup().get_dataparser_outputs("train")
     ours = parse(copy, cameras="original")
-    truth = load_ground_truth(scene)
+    truth = load_ground_truth(monocular_scene)
     centres = np.stack([truth.cameras[n].center for n in ours.metadata["frame_names"]])
     # nerfstudio's dycheck: p = M · (c − center) · scale · sf with sf = scene_box_bound / 4 / (scale · far)
     # and M: (x, y, z) -> (x, −z, y)
@@ -121,10 +114,10 @@ def iou(a, b):
     return (a & b).sum() / max((a | b).sum(), 1)
 
 
-def test_image_mask_depth_and_motion_mask(scene):
-    truth = load_ground_truth(scene).camera_frames("0")
+def test_image_mask_depth_and_motion_mask(monocular_scene):
+    truth = load_ground_truth(monocular_scene).camera_frames("0")
     for depth_option in ("auto", "lidar"):
-        outputs = parse(scene, depth=depth_option)
+        outputs = parse(monocular_scene, depth=depth_option)
         data = IPhoneDataset(outputs)[3]
         assert data["image"].shape == (72, 96, 3) and data["mask"].dtype == torch.bool
         assert not data["mask"][:2].any() and data["mask"][2:-2, 2:-2].all()  # the 2-pixel invalid border
@@ -141,10 +134,10 @@ def test_image_mask_depth_and_motion_mask(scene):
         assert iou(data["motion_mask"][..., 0].numpy() > 0.5, truth["dynamic_mask"][3]) > 0.6
 
 
-def test_tracks_load_lazily_with_the_right_conventions(scene, tracks_3d):
-    truth = load_ground_truth(scene)
+def test_tracks_load_lazily_with_the_right_conventions(monocular_scene, tracks_3d):
+    truth = load_ground_truth(monocular_scene)
     for factor in (1, 2):
-        outputs = parse(scene, factor=factor)
+        outputs = parse(monocular_scene, factor=factor)
         tracks = outputs.metadata["tracks"]
         names = outputs.metadata["frame_names"]
         assert len(tracks) == NUM_FRAMES and not any(isinstance(v, np.ndarray) for v in vars(tracks).values())
@@ -168,14 +161,14 @@ def test_tracks_load_lazily_with_the_right_conventions(scene, tracks_3d):
         assert pairs.shape == (5, 2) and (pairs[:, 0] == 2).all() and len(set(pairs[:, 1].tolist())) == 5
 
 
-def test_val_priors_and_keypoints(scene):
-    val = parse(scene, "val")
+def test_val_priors_and_keypoints(monocular_scene):
+    val = parse(monocular_scene, "val")
     assert val.metadata["missing_priors"] == ["depth"]  # the validation cameras have no depth maps
     data = IPhoneDataset(val)[0]
     assert "depth_image" not in data and data["covisible_mask"].dtype == torch.bool
     assert 0.3 < data["covisible_mask"].float().mean() < 1.0
-    truth = load_ground_truth(scene).camera_frames("0")
-    keypoints = parse(scene, factor=2).metadata["keypoints"]
+    truth = load_ground_truth(monocular_scene).camera_frames("0")
+    keypoints = parse(monocular_scene, factor=2).metadata["keypoints"]
     assert keypoints.points.shape == (5, 9, 3)
     for index, rows in zip(keypoints.image_indices.tolist(), keypoints.points.numpy()):
         seen = rows[rows[:, 2] > 0, :2] * 2  # factor-2 pixels -> 1x

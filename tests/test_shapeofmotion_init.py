@@ -5,7 +5,6 @@ import dataclasses
 import math
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ import torch
 from dataparsers.iphone.dataparser import IPhoneDataParserConfig
 from dataparsers.iphone.dataset import IPhoneDataset
 from dataparsers.iphone.layout import IPhoneLayout
-from dataparsers.synthetic.monocular import MonocularConfig, write_monocular_scene
 from shapeofmotion_ns import init as init_module
 from shapeofmotion_ns.init import InitConfig, cached_initialize_scene, initialize_scene, quats_from_normals
 from shapeofmotion_ns.init_motion import fill_missing, fit_cluster_bases, initial_motion, optimize_motion, solve_se3
@@ -24,7 +22,7 @@ from shapeofmotion_ns.motion import bases_at, blend, move_means, rotation_6d_to_
 from splat4d.projection import quat_to_rotmat
 from splat4d.quantile import safe_quantile
 
-NUM_FRAMES = 8
+NUM_FRAMES = 8  # frames of the monocular_scene fixture (conftest.py)
 
 
 def rotation_z(angle: float) -> torch.Tensor:
@@ -114,22 +112,16 @@ def test_normals_become_quaternions_rotating_z():
 
 # ----- on a synthetic monocular scene -----
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> Path:
-    return write_monocular_scene(tmp_path_factory.mktemp("som_init") / "scene",
-                                 MonocularConfig(num_frames=NUM_FRAMES, width=96, height=72))  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def parsed(scene):
-    outputs = IPhoneDataParserConfig(data=scene).setup().get_dataparser_outputs("train")
+def parsed(monocular_scene):
+    outputs = IPhoneDataParserConfig(data=monocular_scene).setup().get_dataparser_outputs("train")
     return outputs, training_frames(IPhoneDataset(outputs))
 
 
 @pytest.fixture(scope="module")
-def ground_truth(scene, parsed):
+def ground_truth(monocular_scene, parsed):
     """Exact 3D tracks [P, F, 3] in nerfstudio units and their visibility."""
     outputs, _ = parsed
-    with np.load(IPhoneLayout(scene).ground_truth_dir / "tracks_3d.npz") as data:
+    with np.load(IPhoneLayout(monocular_scene).ground_truth_dir / "tracks_3d.npz") as data:
         positions, visible = data["positions"], data["visible"]
     transform = outputs.dataparser_transform.double().numpy()
     ns = outputs.dataparser_scale * (positions @ transform[:, :3].T + transform[:, 3])
@@ -211,12 +203,12 @@ def test_no_usable_depth_anywhere_is_an_error_naming_the_frames(parsed):
         lift_tracks(with_depth(frames, lambda i, d: d.zero_()), 10_000, torch.Generator().manual_seed(0))
 
 
-def test_the_initialization_is_cached_next_to_the_data(scene, parsed, monkeypatch):
+def test_the_initialization_is_cached_next_to_the_data(monocular_scene, parsed, monkeypatch):
     _, frames = parsed
     config = InitConfig(num_dynamic=300, num_static=300, min_cluster_points=20, optim_steps=5)
-    cache = scene / ".splat4d_cache"
+    cache = monocular_scene / ".splat4d_cache"
     shutil.rmtree(cache, ignore_errors=True)
-    first = cached_initialize_scene(frames, config, scene)
+    first = cached_initialize_scene(frames, config, monocular_scene)
     (entry,) = cache.glob("shapeofmotion_init_*.pt")
     torch.load(entry, weights_only=True)  # tensors and primitives only
 
@@ -224,7 +216,7 @@ def test_the_initialization_is_cached_next_to_the_data(scene, parsed, monkeypatc
         raise AssertionError("recomputed despite the cache")
 
     monkeypatch.setattr(init_module, "initialize_scene", no_recompute)
-    second = cached_initialize_scene(frames, config, scene)
+    second = cached_initialize_scene(frames, config, monocular_scene)
     for field in dataclasses.fields(first):
         a, b = getattr(first, field.name), getattr(second, field.name)
         if field.name == "normalization":
@@ -233,10 +225,10 @@ def test_the_initialization_is_cached_next_to_the_data(scene, parsed, monkeypatc
         else:
             assert torch.equal(a, b) if torch.is_tensor(a) else a == b, field.name
     with pytest.raises(AssertionError, match="recomputed"):  # another config field: another entry
-        cached_initialize_scene(frames, dataclasses.replace(config, optim_steps=6), scene)
+        cached_initialize_scene(frames, dataclasses.replace(config, optim_steps=6), monocular_scene)
     monkeypatch.undo()
-    touched = scene / "extra.json"
+    touched = monocular_scene / "extra.json"
     os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))  # an input changed
-    cached_initialize_scene(frames, config, scene)
+    cached_initialize_scene(frames, config, monocular_scene)
     assert len(list(cache.glob("shapeofmotion_init_*.pt"))) == 2
     assert not list(cache.glob("*.tmp"))

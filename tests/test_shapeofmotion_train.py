@@ -6,20 +6,12 @@ import copy
 import json
 from pathlib import Path
 
-import pytest
 import torch
 
-from dataparsers.synthetic.monocular import MonocularConfig, write_monocular_scene
 from shapeofmotion_ns.config import shapeofmotion
 from shapeofmotion_ns.eval_tracks import EvalTracks, load_trained
 from shapeofmotion_ns.init import InitConfig
 from splat4d.training import train_in_process
-
-
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> Path:
-    return write_monocular_scene(tmp_path_factory.mktemp("som_train") / "scene",
-                                 MonocularConfig(num_frames=8, width=96, height=72))  # fmt: skip
 
 
 def train(scene: Path, out: Path, steps: int) -> Path:
@@ -40,9 +32,9 @@ def train(scene: Path, out: Path, steps: int) -> Path:
     return cfg.get_base_dir() / "config.yml"
 
 
-def test_train_evaluate_tracks_and_render(scene, tmp_path):
-    initial = train(scene, tmp_path / "init", steps=1)
-    trained = train(scene, tmp_path / "trained", steps=100)  # 200 renders
+def test_train_evaluate_tracks_and_render(monocular_scene, tmp_path):
+    initial = train(monocular_scene, tmp_path / "init", steps=1)
+    trained = train(monocular_scene, tmp_path / "trained", steps=100)  # 200 renders
     before = EvalTracks(initial, tmp_path / "init.json", ground_truth="tracks").main()
     after = EvalTracks(trained, tmp_path / "trained.json", ground_truth="tracks").main()
     keypoints = EvalTracks(trained, tmp_path / "keypoints.json").main()
