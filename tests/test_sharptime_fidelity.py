@@ -5,12 +5,12 @@ import pickle
 
 import torch
 from nerfstudio.engine.optimizers import Optimizers
+from test_sharptime_strategy import camera, make_model, train
 
 from sharptime_ns.config import DEMO_GRAD_THRESH, DEMO_STEPS, sharptime, sharptime_demo
 from sharptime_ns.model import PAPER_STEPS
 from splat4d.metrics import LPIPSLoss
 from splat4d.optim import stretch_schedules
-from test_sharptime_strategy import camera, make_model, train
 
 
 def test_lpips_loss_with_a_random_backbone_is_differentiable_and_zero_on_equal_images():
