@@ -67,8 +67,12 @@ def render_camera(size: SceneSize, index: int, parts: Path) -> Dict[str, float]:
     partial_truth = parts / GROUND_TRUTH_DIR / f"{name}.partial.npz"
     np.savez_compressed(partial_truth, rgb=rgb, depth=depth, object_id=object_id)
     partial_truth.replace(parts / GROUND_TRUTH_DIR / f"{name}.npz")
-    stats = dict(near=float(depth.min()), far=float(depth.max()), render_seconds=render_seconds,
-                 seconds=time.perf_counter() - start)  # fmt: skip
+    stats = dict(
+        near=float(depth.min()),
+        far=float(depth.max()),
+        render_seconds=render_seconds,
+        seconds=time.perf_counter() - start,
+    )
     (parts / f"{name}.json").write_text(json.dumps(stats))
     return stats
 
@@ -81,8 +85,9 @@ def finish_scene(size: SceneSize, parts: Path, out: Path) -> None:
     ranges = [json.loads((parts / f"{n}.json").read_text()) for n in names]
     rows = [llff_row(cam, 0.9 * r["near"], 1.1 * r["far"]) for cam, r in zip(cameras, ranges, strict=True)]
     np.save(parts / "poses_bounds.npy", np.array(rows))
-    write_scene_ground_truth(parts / GROUND_TRUTH_DIR, "neural3dv", scene, SEED, dict(zip(names, cameras)),
-                             synchronized(names, size.frames))  # fmt: skip
+    write_scene_ground_truth(
+        parts / GROUND_TRUTH_DIR, "neural3dv", scene, SEED, dict(zip(names, cameras)), synchronized(names, size.frames)
+    )
     for n in names:
         (parts / f"{n}.json").unlink()
     parts.rename(out)
@@ -102,14 +107,21 @@ def generate_scene(size: SceneSize, root: Path, workers: int) -> Path:
         f"generating {out}: {size.cameras} cameras × {size.frames} frames at {size.width}×{size.height} "
         f"({done} cameras already rendered, {workers} workers, {free_gb:.0f} GiB free)"
     )
-    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=CONSOLE)  # fmt: skip
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=CONSOLE,
+    )
     with progress, ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         task = progress.add_task("rendering cameras", total=size.cameras, completed=done)
         futures = {pool.submit(render_camera, size, c, parts): c for c in todo}
         for future in as_completed(futures):
             stats = future.result()
-            progress.update(task, advance=1, description=f"rendered {camera_name(futures[future])} "
-                            f"in {stats['seconds']:.0f} s")  # fmt: skip
+            progress.update(
+                task, advance=1, description=f"rendered {camera_name(futures[future])} in {stats['seconds']:.0f} s"
+            )
     finish_scene(size, parts, out)
     return out
