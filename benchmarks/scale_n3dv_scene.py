@@ -15,12 +15,12 @@ from typing import Dict
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from dataparsers.synthetic.ground_truth import GROUND_TRUTH_DIR, write_scene_ground_truth
 from dataparsers.synthetic.rig import RigConfig, camera_rig
 from dataparsers.synthetic.scene import default_scene
 from dataparsers.synthetic.writers import NATIVE_FPS, encode_mp4, llff_row, synchronized
+from splat4d.progress import progress_bar
 
 CONSOLE = Console()
 SEED = 0
@@ -107,15 +107,7 @@ def generate_scene(size: SceneSize, root: Path, workers: int) -> Path:
         f"generating {out}: {size.cameras} cameras × {size.frames} frames at {size.width}×{size.height} "
         f"({done} cameras already rendered, {workers} workers, {free_gb:.0f} GiB free)"
     )
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=CONSOLE,
-    )
-    with progress, ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with progress_bar(True) as progress, ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         task = progress.add_task("rendering cameras", total=size.cameras, completed=done)
         futures = {pool.submit(render_camera, size, c, parts): c for c in todo}
         for future in as_completed(futures):

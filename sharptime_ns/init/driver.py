@@ -28,11 +28,12 @@ from sharptime_ns.init.frames import (
 from sharptime_ns.init.inputs import MultiViewFrames, VelocityInitWarning, validate
 from sharptime_ns.init.merge import cap_indices, voxel_downsample
 from sharptime_ns.init.points import Geometry, InitPoints, to_init_points
-from sharptime_ns.init.progress import progress_bar, timed
+from sharptime_ns.init.timing import timed
 from sharptime_ns.init.triangulation import FramePoints
 from sharptime_ns.init.user_masks import find_user_masks
 from sharptime_ns.init.velocity import estimate_velocities
 from splat4d.cache import cache_path, file_stats, load_or_compute
+from splat4d.progress import progress_bar
 
 CACHE_VERSION = 4  # bump when the geometry changes for the same inputs and settings
 

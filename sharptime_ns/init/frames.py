@@ -17,8 +17,8 @@ from sharptime_ns.init.config import TriangulationConfig, VelocityInitConfig
 from sharptime_ns.init.flow_masks import FlowMasker, flow_mask
 from sharptime_ns.init.images import ImageCache
 from sharptime_ns.init.inputs import MultiViewFrames, check_intrinsics
-from sharptime_ns.init.progress import timed
 from sharptime_ns.init.split import split_points
+from sharptime_ns.init.timing import timed
 from sharptime_ns.init.triangulation import FramePoints, triangulate_frame, use_gpu
 from sharptime_ns.init.user_masks import find_user_masks
 

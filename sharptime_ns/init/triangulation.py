@@ -23,7 +23,7 @@ import numpy as np
 import pycolmap
 
 from sharptime_ns.init.config import TriangulationConfig
-from sharptime_ns.init.progress import timed
+from sharptime_ns.init.timing import timed
 from splat4d.geometry import camera_centres
 
 
