@@ -171,6 +171,33 @@ def _static_points(
     return xyz, rgb
 
 
+def _all_points(
+    static_xyz: np.ndarray,
+    static_rgb: np.ndarray,
+    dynamic: List[FramePoints],
+    velocities: List[np.ndarray],
+    tri_times: np.ndarray,
+    static_time: float,
+) -> Dict[str, np.ndarray]:
+    """The arrays of :class:`Geometry` for the static points, then the dynamic points of each
+    triangulated frame (at its time, with their velocities)."""
+    d_xyz = np.concatenate([d.xyz for d in dynamic]) if dynamic else np.zeros((0, 3))
+    d_rgb = np.concatenate([d.colors for d in dynamic]) if dynamic else np.zeros((0, 3), np.uint8)
+    d_t = (
+        np.concatenate([np.full(d.num_points, t) for d, t in zip(dynamic, tri_times, strict=True)])
+        if dynamic
+        else np.zeros(0)
+    )
+    d_v = np.concatenate(velocities) if velocities else np.zeros((0, 3))
+    return dict(
+        means=np.concatenate([static_xyz, d_xyz]).astype(np.float32),
+        colors=np.concatenate([static_rgb, d_rgb]).astype(np.uint8),
+        velocities=np.concatenate([np.zeros_like(static_xyz), d_v]).astype(np.float32),
+        times=np.concatenate([np.full(len(static_xyz), static_time), d_t]).astype(np.float32),
+        is_dynamic=np.concatenate([np.zeros(len(static_xyz), bool), np.ones(len(d_xyz), bool)]),
+    )
+
+
 def compute_geometry(frames: MultiViewFrames, config: VelocityInitConfig) -> Geometry:
     """Masks → per-frame triangulation → split → velocities → dedup/cap (normalized time)."""
     start = time.perf_counter()
@@ -200,25 +227,12 @@ def compute_geometry(frames: MultiViewFrames, config: VelocityInitConfig) -> Geo
         )
     with timed(timings, "background"):  # static dedup and the background shell
         s_xyz, s_rgb = _static_points(gathered, frames, tri_idx[len(tri_idx) // 2], voxel, config)
-    d_xyz = np.concatenate([d.xyz for d in dynamic]) if dynamic else np.zeros((0, 3))
-    d_rgb = np.concatenate([d.colors for d in dynamic]) if dynamic else np.zeros((0, 3), np.uint8)
-    d_t = (
-        np.concatenate([np.full(d.num_points, t) for d, t in zip(dynamic, tri_times, strict=True)])
-        if dynamic
-        else np.zeros(0)
-    )
-    d_v = np.concatenate(velocities) if velocities else np.zeros((0, 3))
-
     t_min, t_max = float(times.min()), float(times.max())
-    means = np.concatenate([s_xyz, d_xyz]).astype(np.float32)
-    colors = np.concatenate([s_rgb, d_rgb]).astype(np.uint8)
-    vels = np.concatenate([np.zeros_like(s_xyz), d_v]).astype(np.float32)
-    ptimes = np.concatenate([np.full(len(s_xyz), 0.5 * (t_min + t_max)), d_t]).astype(np.float32)
-    is_dynamic = np.concatenate([np.zeros(len(s_xyz), bool), np.ones(len(d_xyz), bool)])
-
-    keep = cap_indices(is_dynamic, merge.max_points, config.seed)
+    points = _all_points(s_xyz, s_rgb, dynamic, velocities, tri_times, 0.5 * (t_min + t_max))
+    keep = cap_indices(points["is_dynamic"], merge.max_points, config.seed)
     if keep is not None:
-        means, colors, vels, ptimes, is_dynamic = means[keep], colors[keep], vels[keep], ptimes[keep], is_dynamic[keep]
+        points = {name: values[keep] for name, values in points.items()}
+    is_dynamic = points["is_dynamic"]
 
     errors = np.concatenate(gathered.errors) if gathered.errors else np.zeros(0)
     stats = dict(
@@ -245,11 +259,7 @@ def compute_geometry(frames: MultiViewFrames, config: VelocityInitConfig) -> Geo
     )
     intervals = np.diff(tri_times)
     return Geometry(
-        means=means,
-        colors=colors,
-        velocities=vels,
-        times=ptimes,
-        is_dynamic=is_dynamic,
+        **points,
         num_triangulated=int(num_triangulated),
         frame_interval=float(np.median(intervals)) if len(intervals) else 0.0,
         t_min=t_min,
