@@ -22,6 +22,7 @@ from typing import Sequence, Tuple
 import cv2
 import numpy as np
 
+from splat4d.geometry import apply_transform, project
 from splat4d.optical_flow import FarnebackSettings, farneback_flow
 
 VISIBLE, OCCLUDED, LOST = (-4.0, -4.0), (4.0, -4.0), (0.0, 4.0)  # (occlusion, expected-distance) logits
@@ -65,11 +66,9 @@ def rigid_flow(depth: np.ndarray, K_from: np.ndarray, w2c_from: np.ndarray, K_to
     z = depth.reshape(-1).astype(np.float64)
     cam = np.concatenate([(uv - K_from[:2, 2]) / np.diag(K_from)[:2], np.ones((len(uv), 1))], axis=1) * z[:, None]
     world = (cam - w2c_from[:3, 3]) @ w2c_from[:3, :3]
-    cam_to = world @ w2c_to[:3, :3].T + w2c_to[:3, 3]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uv_to = cam_to[:, :2] / cam_to[:, 2:] * np.diag(K_to)[:2] + K_to[:2, 2]
+    uv_to, z_to = project(apply_transform(w2c_to, world), K_to)
     inside = (uv_to[:, 0] >= 0) & (uv_to[:, 0] < width) & (uv_to[:, 1] >= 0) & (uv_to[:, 1] < height)
-    flow = np.where(((z > 0) & (cam_to[:, 2] > 0) & inside)[:, None], uv_to - uv, np.nan)
+    flow = np.where(((z > 0) & (z_to > 0) & inside)[:, None], uv_to - uv, np.nan)
     return flow.reshape(height, width, 2).astype(np.float32)
 
 
