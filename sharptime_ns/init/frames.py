@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
@@ -114,6 +115,9 @@ _WORKER: Optional[FrameWorker] = None  # the frame worker of a forked process
 
 def _install_worker(worker: FrameWorker) -> None:
     global _WORKER
+    # pycolmap's glog catches SIGTERM to print a stack trace, which can deadlock in a forked worker
+    # (on a lock held at the fork): Pool.terminate, on an error in another frame, must end it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _WORKER = worker
 
 
