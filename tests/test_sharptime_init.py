@@ -177,8 +177,11 @@ def test_dynamic_velocities_match_gt_motion(synthetic, result):
     assert np.median(err) < 0.4 * np.median(speed)
 
 
-def test_temporal_parameters_and_motion_factor(result):
-    pts, _ = result
+def test_temporal_parameters_and_motion_factor(synthetic, result):
+    lifespan, _ = result  # the default: the lifespan in r, half the sequence (static) or one frame interval
+    np.testing.assert_allclose(lifespan.radii[~lifespan.is_dynamic], 0.5)
+    np.testing.assert_allclose(lifespan.radii[lifespan.is_dynamic], 1.0 / (NUM_FRAMES - 1), rtol=1e-6)
+    pts = velocity_aware_init(synthetic.frames, quiet(radius_init="tiny"), time_scale=1.0)  # from the cache
     dyn, sta = pts.is_dynamic, ~pts.is_dynamic
     frame_times = np.linspace(0, 1, NUM_FRAMES)
     # static: v = 0, T = middle of the sequence, σt = 3 × the sequence length, r ≈ 1e-6
@@ -198,10 +201,10 @@ def test_temporal_parameters_and_motion_factor(result):
 
 
 def test_time_units_share_the_cache(synthetic, result, monkeypatch):
-    pts1, _ = result
     monkeypatch.setattr(frames_mod, "triangulate_frame", _must_not_triangulate)  # served from the cache
+    pts1 = velocity_aware_init(synthetic.frames, quiet(radius_init="tiny"), time_scale=1.0)
     num_frames_unit = float(NUM_FRAMES - 1)
-    pts5 = velocity_aware_init(synthetic.frames, quiet(), time_scale=num_frames_unit)
+    pts5 = velocity_aware_init(synthetic.frames, quiet(radius_init="tiny"), time_scale=num_frames_unit)
     assert pts5 is not None
     np.testing.assert_array_equal(pts5.means, pts1.means)
     np.testing.assert_allclose(pts5.times, pts1.times * num_frames_unit, atol=1e-5)
