@@ -6,11 +6,15 @@ import copy
 import pytest
 import torch
 from nerfstudio.engine.callbacks import TrainingCallbackAttributes
+from test_shapeofmotion_model import H, W, camera, make_model, scene_init, track_batch
 
 from shapeofmotion_ns.config import pre_issue13_recipe, shapeofmotion
-from shapeofmotion_ns.recipe import (RowLearningRates, ShapeOfMotionPipeline, StaticLearningRates,
-                                     install_static_learning_rates)  # fmt: skip
-from test_shapeofmotion_model import H, W, camera, make_model, scene_init, track_batch
+from shapeofmotion_ns.recipe import (
+    RowLearningRates,
+    ShapeOfMotionPipeline,
+    StaticLearningRates,
+    install_static_learning_rates,
+)
 
 
 def test_row_learning_rates_are_adam_with_that_rate_on_the_row():

@@ -14,7 +14,15 @@ from typing import Tuple
 
 import numpy as np
 
-from dataparsers.synthetic.scene import Box, SceneObject, Sphere, SyntheticScene, Trajectory, default_scene, rotation_about
+from dataparsers.synthetic.scene import (
+    Box,
+    SceneObject,
+    Sphere,
+    SyntheticScene,
+    Trajectory,
+    default_scene,
+    rotation_about,
+)
 
 Vec = Tuple[float, float, float]
 
