@@ -55,8 +55,11 @@ def measure(steps: int, threads: int, busy: int, env: Dict[str, str]) -> List[fl
     try:
         out = subprocess.run(
             [sys.executable, __file__, "--child", "--steps", str(steps), "--threads", str(threads)],
-            env={**os.environ, **env}, capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     finally:
         for hog in hogs:
             hog.kill()

@@ -66,10 +66,22 @@ class Sizes:
     fps_renders: int
 
 
-FULL = Sizes((3, 4, 1352, 1014), (12, 480, 360), 200_000, InitConfig(num_dynamic=20_000, num_static=40_000, optim_steps=300),
-             100_000, 20)  # fmt: skip
-TINY = Sizes((2, 2, 64, 48), (4, 48, 36), 300, InitConfig(num_dynamic=300, num_static=600, min_cluster_points=20,
-                                                          optim_steps=20), 300, 2)  # fmt: skip
+FULL = Sizes(
+    (3, 4, 1352, 1014),
+    (12, 480, 360),
+    200_000,
+    InitConfig(num_dynamic=20_000, num_static=40_000, optim_steps=300),
+    100_000,
+    20,
+)
+TINY = Sizes(
+    (2, 2, 64, 48),
+    (4, 48, 36),
+    300,
+    InitConfig(num_dynamic=300, num_static=600, min_cluster_points=20, optim_steps=20),
+    300,
+    2,
+)
 
 
 @dataclass
@@ -130,14 +142,18 @@ class GpuCheck:
         multiview = self.out_dir / f"multiview_{cams}x{frames}_{width}x{height}"
         if not multiview.exists():
             print(f"writing {multiview}")
-            write_scene("easyvolcap", multiview, SynthesisConfig(num_cameras=cams, num_frames=frames, width=width,
-                                                                 height=height, supersample=1))  # fmt: skip
+            write_scene(
+                "easyvolcap",
+                multiview,
+                SynthesisConfig(num_cameras=cams, num_frames=frames, width=width, height=height, supersample=1),
+            )
         frames_m, width_m, height_m = sizes.monocular
         monocular = self.out_dir / f"monocular_{frames_m}_{width_m}x{height_m}"
         if not monocular.exists():
             print(f"writing {monocular}")
-            write_monocular_scene(monocular, MonocularConfig(num_frames=frames_m, width=width_m, height=height_m,
-                                                             supersample=1))  # fmt: skip
+            write_monocular_scene(
+                monocular, MonocularConfig(num_frames=frames_m, width=width_m, height=height_m, supersample=1)
+            )
         return multiview, monocular
 
     def train(self, method: str, scene: Path, config, sizes: Sizes) -> RunResult:
@@ -156,8 +172,16 @@ class GpuCheck:
         camera = trainer.pipeline.datamanager.train_dataset.cameras[0:1].to(self.device)
         fps = render_fps(model, camera, sizes.fps_renders, self.device)
         size = f"{int(camera.width)}×{int(camera.height)}"
-        return RunResult(method, scene.name, self.steps, 1000.0 * seconds / self.steps, peak,
-                         len(model.gauss_params["means"]), fps, size)  # fmt: skip
+        return RunResult(
+            method,
+            scene.name,
+            self.steps,
+            1000.0 * seconds / self.steps,
+            peak,
+            len(model.gauss_params["means"]),
+            fps,
+            size,
+        )
 
 
 # ----- configurations -----
@@ -214,8 +238,12 @@ def render_fps(model, camera, renders: int, device: str) -> float:
 
 def run_cuda_tests() -> Dict:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py"],
-                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr.strip()[-500:]
     if proc.returncode != 0:
         print(proc.stdout[-6000:], proc.stderr[-2000:], sep="\n")
@@ -228,15 +256,21 @@ def agreement(device: str, sizes: Sizes) -> Dict:
     _, _, width, height = sizes.multiview
     scene = random_scene(sizes.agreement_gaussians, width, height, seed=3)
     other = ("gsplat", "cuda") if device == "cuda" else ("reference", "cpu")
-    (a_img, a_grad), (b_img, b_grad) = (render_with_grad(scene, backend, dev) for backend, dev in (("cpu", "cpu"), other))
-    return {"against": other[0], "max_abs_image": float((a_img - b_img).abs().max()),
-            "means2d_grad_rel": float((a_grad - b_grad).norm() / b_grad.norm().clamp(min=1e-12))}  # fmt: skip
+    (a_img, a_grad), (b_img, b_grad) = (
+        render_with_grad(scene, backend, dev) for backend, dev in (("cpu", "cpu"), other)
+    )
+    return {
+        "against": other[0],
+        "max_abs_image": float((a_img - b_img).abs().max()),
+        "means2d_grad_rel": float((a_grad - b_grad).norm() / b_grad.norm().clamp(min=1e-12)),
+    }
 
 
 def render_with_grad(scene, backend: str, device: str) -> Tuple[torch.Tensor, torch.Tensor]:
     leaves = [p.detach().to(device).requires_grad_() for p in scene.params()]
-    render, alpha, info = rasterize(*leaves, scene.viewmats.to(device), scene.Ks.to(device), scene.width, scene.height,
-                                    backend=backend)  # fmt: skip
+    render, alpha, info = rasterize(
+        *leaves, scene.viewmats.to(device), scene.Ks.to(device), scene.width, scene.height, backend=backend
+    )
     info["means2d"].retain_grad()
     weights = torch.rand(render.shape, generator=torch.Generator().manual_seed(0)).to(device)
     (render * weights).sum().backward()
@@ -252,9 +286,11 @@ def device_name(device: str) -> str:
 
 def no_cuda_message() -> str:
     cuda = torch.version.cuda or "none (a CPU build)"
-    return (f"make gpu-check needs an NVIDIA GPU that torch can use; torch.cuda.is_available() is False here "
-            f"(torch {torch.__version__}, CUDA {cuda}). On a GPU machine, `make setup` installs torch's CUDA build "
-            f"and builds gsplat (README, GPU). `benchmarks/gpu_check.py --device cpu --tiny` is the dry run.")  # fmt: skip
+    return (
+        f"make gpu-check needs an NVIDIA GPU that torch can use; torch.cuda.is_available() is False here "
+        f"(torch {torch.__version__}, CUDA {cuda}). On a GPU machine, `make setup` installs torch's CUDA build "
+        f"and builds gsplat (README, GPU). `benchmarks/gpu_check.py --device cpu --tiny` is the dry run."
+    )
 
 
 def format_report(report: Dict, runs: List[RunResult]) -> str:
@@ -263,18 +299,26 @@ def format_report(report: Dict, runs: List[RunResult]) -> str:
         lines.append(f"- gsplat CUDA extension load: {report['gsplat_load_s']:.1f} s")
         tests = report["cuda_tests"]
         lines.append(f"- tests/test_cuda.py: {tests['summary']} ({tests['seconds']:.0f} s)")
-    lines += ["", "| method | scene | ms / step | peak GPU MiB | Gaussians | render FPS | render size |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "| method | scene | ms / step | peak GPU MiB | Gaussians | render FPS | render size |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in runs:
         memory = f"{r.peak_memory_mib:,.0f}" if r.peak_memory_mib is not None else "—"
-        lines.append(f"| {r.method} | {r.scene} | {r.ms_per_step:.1f} | {memory} | {r.gaussians:,} | "
-                     f"{r.render_fps:.1f} | {r.render_size} |")  # fmt: skip
+        lines.append(
+            f"| {r.method} | {r.scene} | {r.ms_per_step:.1f} | {memory} | {r.gaussians:,} | "
+            f"{r.render_fps:.1f} | {r.render_size} |"
+        )
     ratio = report["step_ratio"]
     verdict = "meets" if ratio <= STEP_RATIO_TARGET else "misses"
     agree = report["agreement"]
-    lines += ["", f"- SharpTimeGS / splatfacto step time: {ratio:.2f}× ({verdict} the ≤ {STEP_RATIO_TARGET}× target)",
-              f"- CPU backend vs {agree['against']}: max |Δ image| {agree['max_abs_image']:.2e}, "
-              f"means2d gradient relative error {agree['means2d_grad_rel']:.2e}"]  # fmt: skip
+    lines += [
+        "",
+        f"- SharpTimeGS / splatfacto step time: {ratio:.2f}× ({verdict} the ≤ {STEP_RATIO_TARGET}× target)",
+        f"- CPU backend vs {agree['against']}: max |Δ image| {agree['max_abs_image']:.2e}, "
+        f"means2d gradient relative error {agree['means2d_grad_rel']:.2e}",
+    ]
     return "\n".join(lines)
 
 

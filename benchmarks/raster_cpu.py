@@ -45,9 +45,18 @@ def render_fn(scene: Scene, backend: str, device: str = "cpu") -> Callable[[bool
     def run(backward: bool) -> None:
         means, quats, scales, opacities, colors = params
         image, alpha, info = rasterize(
-            means, quats, scales, opacities, colors, viewmats, Ks, scene.width, scene.height,
-            backend=backend, absgrad=backward,
-        )  # fmt: skip
+            means,
+            quats,
+            scales,
+            opacities,
+            colors,
+            viewmats,
+            Ks,
+            scene.width,
+            scene.height,
+            backend=backend,
+            absgrad=backward,
+        )
         if backward:
             (image.sum() + alpha.sum()).backward()
         if device == "cuda":
@@ -70,8 +79,9 @@ def cuda_parity(scene: Scene) -> float:
     images = []
     for backend, device in (("gsplat", "cuda"), ("cpu", "cpu")):
         t = [x.to(device) for x in scene.params()]
-        image, _, _ = rasterize(*t, scene.viewmats.to(device), scene.Ks.to(device), scene.width, scene.height,
-                                backend=backend, packed=False)  # fmt: skip
+        image, _, _ = rasterize(
+            *t, scene.viewmats.to(device), scene.Ks.to(device), scene.width, scene.height, backend=backend, packed=False
+        )
         images.append(image.cpu())
     return float((images[0] - images[1]).abs().max())
 
@@ -100,10 +110,24 @@ def main() -> None:
     has_cuda = torch.cuda.is_available()
     threads = torch.get_num_threads()
     peak = raster_cpu.load_extension().fma_peak_gflops(threads, 20_000_000)
-    table = Table(title=f"CPU rasterization, {threads} threads, RGB, 1 camera (ms, median of {args.repeats}); "
-                  f"measured FMA peak {peak:.0f} GFLOP/s")  # fmt: skip
-    for col in ("Gaussians", "image", "intersections", "≤ pairs (M)", "ref fwd", "kernel fwd", "fwd ×", "ref fwd+bwd",
-                "kernel fwd+bwd", "fwd+bwd ×", "fwd ≤ G pairs/s", "≤ % FMA peak"):  # fmt: skip
+    table = Table(
+        title=f"CPU rasterization, {threads} threads, RGB, 1 camera (ms, median of {args.repeats}); "
+        f"measured FMA peak {peak:.0f} GFLOP/s"
+    )
+    for col in (
+        "Gaussians",
+        "image",
+        "intersections",
+        "≤ pairs (M)",
+        "ref fwd",
+        "kernel fwd",
+        "fwd ×",
+        "ref fwd+bwd",
+        "kernel fwd+bwd",
+        "fwd+bwd ×",
+        "fwd ≤ G pairs/s",
+        "≤ % FMA peak",
+    ):
         table.add_column(col, justify="right")
     if has_cuda:
         for col in ("gsplat fwd", "gsplat fwd+bwd", "max |Δ| vs gsplat"):
@@ -121,15 +145,24 @@ def main() -> None:
         else:
             ref = render_fn(scene, "reference")
             ref_f, ref_b = time_ms(ref, False, args.repeats), time_ms(ref, True, args.repeats)
-            ref_cells = [f"{ref_f:.1f}", f"{ker_f:.1f}", f"{ref_f / ker_f:.1f}", f"{ref_b:.1f}", f"{ker_b:.1f}",
-                         f"{ref_b / ker_b:.1f}"]  # fmt: skip
+            ref_cells = [
+                f"{ref_f:.1f}",
+                f"{ker_f:.1f}",
+                f"{ref_f / ker_f:.1f}",
+                f"{ref_b:.1f}",
+                f"{ker_b:.1f}",
+                f"{ref_b / ker_b:.1f}",
+            ]
         pairs_per_s = pairs / (ker_f * 1e-3)
         peak_cell = f"{100 * pairs_per_s * FLOPS_PER_PAIR / (peak * 1e9):.1f}" if peak > 0 else "—"
         row += ref_cells + [f"{pairs_per_s / 1e9:.2f}", peak_cell]
         if has_cuda:
             gpu = render_fn(scene, "gsplat", "cuda")
-            row += [f"{time_ms(gpu, False, args.repeats):.2f}", f"{time_ms(gpu, True, args.repeats):.2f}",
-                    f"{cuda_parity(scene):.2e}"]  # fmt: skip
+            row += [
+                f"{time_ms(gpu, False, args.repeats):.2f}",
+                f"{time_ms(gpu, True, args.repeats):.2f}",
+                f"{cuda_parity(scene):.2e}",
+            ]
         table.add_row(*row)
     console.print(table)
 

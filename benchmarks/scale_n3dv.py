@@ -71,6 +71,8 @@ from sharptime_ns.temporal import motion_factor
 CONSOLE = Console()
 DATA_ROOT = Path("data/scale_n3dv")
 NEURAL3DV_FRAMES = 300
+
+
 def stage_generate(args: ScaleBenchmark, results: Dict) -> None:
     size = SceneSize(args.cameras, args.frames, args.width, args.height)
     start = time.perf_counter()
@@ -79,8 +81,9 @@ def stage_generate(args: ScaleBenchmark, results: Dict) -> None:
     seconds = time.perf_counter() - start
     note = "" if size.frames == NEURAL3DV_FRAMES else f" ({size.frames} of Neural3DV's {NEURAL3DV_FRAMES} frames)"
     CONSOLE.print(f"scene {scene}{note}: " + ("cached" if existed else f"generated in {seconds / 60:.1f} min"))
-    results["scene"] = dict(path=str(scene), **asdict(size), cached=existed,
-                            generate_seconds=None if existed else seconds)  # fmt: skip
+    results["scene"] = dict(
+        path=str(scene), **asdict(size), cached=existed, generate_seconds=None if existed else seconds
+    )
 
 
 # ----- init -----
@@ -160,7 +163,9 @@ def evaluate_init(gt: GroundTruth, frames: MultiViewFrames, points: InitPoints, 
     far background shell) are left out."""
     scene = gt.scene()
     inside = np.linalg.norm(points.means, axis=1) < scene.background_radius  # not the far background shell
-    points = dataclasses.replace(points, **{f.name: getattr(points, f.name)[inside] for f in dataclasses.fields(points)})
+    points = dataclasses.replace(
+        points, **{f.name: getattr(points, f.name)[inside] for f in dataclasses.fields(points)}
+    )
     xyz = points.means.astype(np.float64)
     dyn = points.is_dynamic
     own = frame_of(points.times / (num_frames - 1), num_frames)
@@ -196,12 +201,16 @@ def evaluate_init(gt: GroundTruth, frames: MultiViewFrames, points: InitPoints, 
     speed_px = np.linalg.norm(true_velocity, axis=1) * best_px
     clear = on_surface & ((label == -1) | ((label >= 0) & (speed_px >= 1.0)))
     correct = np.where(dyn, label >= 0, label == -1)
-    f = motion_factor(torch.from_numpy(points.tscales.astype(np.float64)), torch.from_numpy(points.radii.astype(np.float64)))
+    f = motion_factor(
+        torch.from_numpy(points.tscales.astype(np.float64)), torch.from_numpy(points.radii.astype(np.float64))
+    )
     measured = points.velocities / f.numpy()[:, None]
     vel = np.flatnonzero(dyn & on_surface & (label >= 0) & (speed_px >= 1.0))
     err = np.linalg.norm(measured[vel] - true_velocity[vel], axis=1)
     speed = np.linalg.norm(true_velocity[vel], axis=1)
-    cos = np.sum(measured[vel] * true_velocity[vel], axis=1) / np.maximum(np.linalg.norm(measured[vel], axis=1) * speed, 1e-12)
+    cos = np.sum(measured[vel] * true_velocity[vel], axis=1) / np.maximum(
+        np.linalg.norm(measured[vel], axis=1) * speed, 1e-12
+    )
     return dict(
         points=len(xyz),
         background_shell_points=int((~inside).sum()),
@@ -241,15 +250,23 @@ def stage_init(args: ScaleBenchmark, results: Dict) -> None:
     full_size = len(triangulated_frames(NEURAL3DV_FRAMES, frame_stride(NEURAL3DV_FRAMES, config.triangulation)))
     cores = min(2, os.cpu_count() or 1)
     row = dict(
-        cameras=num_cams, frames=num_frames, triangulated_frames=triangulated, workers=int(stats["frame_workers"]),
-        wall_seconds=wall, cpu_seconds=cpu, frames_wall_seconds=stats["frames_wall_seconds"], stage_seconds=seconds,
-        peak_pss_gb=memory.peak / 2**30, triangulated_frames_at_300=full_size,
+        cameras=num_cams,
+        frames=num_frames,
+        triangulated_frames=triangulated,
+        workers=int(stats["frame_workers"]),
+        wall_seconds=wall,
+        cpu_seconds=cpu,
+        frames_wall_seconds=stats["frames_wall_seconds"],
+        stage_seconds=seconds,
+        peak_pss_gb=memory.peak / 2**30,
+        triangulated_frames_at_300=full_size,
         extrapolated_300_frames_wall_minutes=wall * full_size / triangulated / 60,
         extrapolated_300_frames_idle_2_cores_minutes=cpu * full_size / triangulated / cores / 60,
         mean_reprojection_error=stats["mean_reprojection_error"],
         velocity_matched_fraction=stats["velocity_matched_fraction"],
-        config=dataclasses.asdict(config), **accuracy,
-    )  # fmt: skip
+        config=dataclasses.asdict(config),
+        **accuracy,
+    )
     results["init"] = row
     per_frame = ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
     CONSOLE.print(

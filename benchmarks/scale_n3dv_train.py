@@ -39,7 +39,6 @@ CONSOLE = Console()
 STEP_PARTS = ("data_wait", "render", "loss", "backward", "optimizer", "strategy")
 
 
-
 @dataclass
 class TrainOptions:
     """Settings of the ``step`` and ``schedule`` stages."""
@@ -124,9 +123,14 @@ def stage_step(args: TrainOptions, width: int, height: int, results: Dict, scene
         medians = {part: float(np.median(v)) for part, v in times.items()}
         step = sum(medians.values())
         rows[f"prefetch_workers={workers}"] = dict(
-            images=images, gaussians=args.train_gaussians, steps=args.train_steps, median_seconds=medians,
-            step_seconds=step, data_wait_fraction=medians["data_wait"] / step, peak_pss_gb=memory.peak / 2**30,
-        )  # fmt: skip
+            images=images,
+            gaussians=args.train_gaussians,
+            steps=args.train_steps,
+            median_seconds=medians,
+            step_seconds=step,
+            data_wait_fraction=medians["data_wait"] / step,
+            peak_pss_gb=memory.peak / 2**30,
+        )
         parts = ", ".join(f"{p} {1000 * s:.0f}" for p, s in medians.items())
         CONSOLE.print(
             f"step at {width}×{height}, {images} training images, {args.train_gaussians} Gaussians, "
@@ -162,14 +166,36 @@ def stage_schedule(args: TrainOptions, data_root: Path, results: Dict, scene: Pa
     out = data_root / "runs"
     steps, save_every = args.schedule_steps, args.schedule_save_every
     command = [
-        str(Path(sys.executable).parent / "ns-train"), "sharptime", "--data", str(scene), "--output-dir", str(out),
-        "--experiment-name", scene.name, "--timestamp", "schedule", "--vis", "tensorboard",
-        "--max-num-iterations", str(steps), "--steps-per-save", str(save_every),
-        "--save-only-latest-checkpoint", "False", "--steps-per-eval-image", str(steps + 1),
-        "--machine.seed", str(args.seed), "--pipeline.datamanager.init", "random",
-        "--pipeline.model.num-random", str(args.schedule_gaussians),
-        "neural3dv", "--downscale", "1",
-    ]  # fmt: skip
+        str(Path(sys.executable).parent / "ns-train"),
+        "sharptime",
+        "--data",
+        str(scene),
+        "--output-dir",
+        str(out),
+        "--experiment-name",
+        scene.name,
+        "--timestamp",
+        "schedule",
+        "--vis",
+        "tensorboard",
+        "--max-num-iterations",
+        str(steps),
+        "--steps-per-save",
+        str(save_every),
+        "--save-only-latest-checkpoint",
+        "False",
+        "--steps-per-eval-image",
+        str(steps + 1),
+        "--machine.seed",
+        str(args.seed),
+        "--pipeline.datamanager.init",
+        "random",
+        "--pipeline.model.num-random",
+        str(args.schedule_gaussians),
+        "neural3dv",
+        "--downscale",
+        "1",
+    ]
     CONSOLE.print("running " + " ".join(command))
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     start = time.perf_counter()
@@ -185,10 +211,15 @@ def stage_schedule(args: TrainOptions, data_root: Path, results: Dict, scene: Pa
     stage1_counts = [c for s, c in counts.items() if s < stage2]
     stage2_counts = [c for s, c in counts.items() if s >= stage2]
     results["schedule"] = dict(
-        command=" ".join(command), seconds=seconds, peak_pss_gb=memory.peak / 2**30, stage2_start=stage2,
-        counts={str(s): c for s, c in counts.items()}, relocated=relocated,
-        stage1_densified=len(set(stage1_counts)) > 1, stage2_held=len(set(stage2_counts)) == 1,
-    )  # fmt: skip
+        command=" ".join(command),
+        seconds=seconds,
+        peak_pss_gb=memory.peak / 2**30,
+        stage2_start=stage2,
+        counts={str(s): c for s, c in counts.items()},
+        relocated=relocated,
+        stage1_densified=len(set(stage1_counts)) > 1,
+        stage2_held=len(set(stage2_counts)) == 1,
+    )
     listed = ", ".join(f"{s}: {c}" for s, c in counts.items())
     CONSOLE.print(
         f"ns-train sharptime at {args.schedule_cameras} cameras × {args.schedule_frames} frames "

@@ -55,8 +55,12 @@ class EpeSplit:
 def pair_epe(aligned: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor, same: bool) -> Optional[float]:
     """Mean over pairs (i = j when ``same``, else i ≠ j) of the mean error of the points valid in both."""
     K = aligned.shape[0]
-    errors = [(aligned[i, j][valid[i] & valid[j]] - truth[j][valid[i] & valid[j]]).norm(dim=-1).mean()
-              for i in range(K) for j in range(K) if (i == j) == same and (valid[i] & valid[j]).any()]  # fmt: skip
+    errors = [
+        (aligned[i, j][valid[i] & valid[j]] - truth[j][valid[i] & valid[j]]).norm(dim=-1).mean()
+        for i in range(K)
+        for j in range(K)
+        if (i == j) == same and (valid[i] & valid[j]).any()
+    ]
     return float(torch.stack(errors).mean()) if errors else None
 
 

@@ -45,14 +45,14 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 import tyro
+from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.models.splatfacto import get_viewmat
 
 from dataparsers.iphone.dataparser import IPhoneDataParserConfig
 from dataparsers.iphone.dataset import IPhoneDataset
 from dataparsers.iphone.layout import IPhoneLayout
 from dataparsers.synthetic.monocular import MonocularConfig, write_monocular_scene
 from dataparsers.synthetic.monocular_priors import PriorDegradation
-from nerfstudio.engine.trainer import TrainerConfig
-from nerfstudio.models.splatfacto import get_viewmat
 from shapeofmotion_ns.config import pre_issue13_recipe, shapeofmotion
 from shapeofmotion_ns.eval_tracks import EvalTracks, pixels_to_1x, score_tracks
 from shapeofmotion_ns.init import InitConfig, cached_initialize_scene
@@ -66,15 +66,28 @@ from shapeofmotion_ns.track_metrics import TrackAnnotations, TrackPredictions
 from splat4d.geometry import apply_transform, camera_centres, project
 from splat4d.training import train_in_process
 
-NOISY = PriorDegradation(disparity_scale_error=0.1, disparity_shift_error=0.05, disparity_noise=0.03,
-                         track_jitter=1.0, track_dropout=0.15, mask_error=1, track_stride=8)  # fmt: skip
+NOISY = PriorDegradation(
+    disparity_scale_error=0.1,
+    disparity_shift_error=0.05,
+    disparity_noise=0.03,
+    track_jitter=1.0,
+    track_dropout=0.15,
+    mask_error=1,
+    track_stride=8,
+)
 REFERENCE_EPOCHS = 500  # run_training.py num_epochs
 METRICS = ("epe", "delta_3d_5cm", "delta_3d_10cm", "aj", "delta_avg", "mpsnr", "mssim", "mlpips", "seconds")
 
 
 def scene_config() -> MonocularConfig:
-    return MonocularConfig(num_frames=60, width=240, height=180, scene="articulated", handheld_tremor=0.02,
-                           degradation=dataclasses.replace(NOISY))  # fmt: skip
+    return MonocularConfig(
+        num_frames=60,
+        width=240,
+        height=180,
+        scene="articulated",
+        handheld_tremor=0.02,
+        degradation=dataclasses.replace(NOISY),
+    )
 
 
 def pre_issue13(cfg: TrainerConfig) -> TrainerConfig:
@@ -144,8 +157,9 @@ class Benchmark:
             start = time.perf_counter()
             write_monocular_scene(scene, self.scene)
             print(f"scene written in {time.perf_counter() - start:.0f} s")
-        runs: List[Dict] = [timed("lifted 2D-track prior", None, lambda: prior_metrics(scene, self.max_eval_frames,
-                                                                                       self.factor))]  # fmt: skip
+        runs: List[Dict] = [
+            timed("lifted 2D-track prior", None, lambda: prior_metrics(scene, self.max_eval_frames, self.factor))
+        ]
         variants = self.variants()
         for key in self.rows:
             name, change = variants[key]
@@ -169,8 +183,13 @@ class Benchmark:
 
     def trained_metrics(self, scene: Path, out: Path, seed: int, change) -> Dict[str, float]:
         config = train(change(self.base_config(scene, out, seed)))
-        return EvalTracks(config, out / "tracks.json", ground_truth="tracks", max_frames=self.max_eval_frames,
-                          max_images=self.max_eval_images).main()  # fmt: skip
+        return EvalTracks(
+            config,
+            out / "tracks.json",
+            ground_truth="tracks",
+            max_frames=self.max_eval_frames,
+            max_images=self.max_eval_images,
+        ).main()
 
     def base_config(self, scene: Path, out: Path, seed: int) -> TrainerConfig:
         """The full model's config: the reference's schedule scaled to ``epochs`` (module docstring)."""
@@ -183,8 +202,13 @@ class Benchmark:
         cfg.max_num_iterations = max(2, round(self.epochs * frames / REFERENCE_FRAMES_PER_STEP))
         scale = self.epochs / REFERENCE_EPOCHS  # the reference's schedule, shrunk like its length
         control = cfg.pipeline.model.density_control
-        for name in ("warmup_steps", "control_every", "stop_control_by_screen_steps", "stop_control_steps",
-                     "stop_densify_steps"):  # fmt: skip
+        for name in (
+            "warmup_steps",
+            "control_every",
+            "stop_control_by_screen_steps",
+            "stop_control_steps",
+            "stop_densify_steps",
+        ):
             setattr(control, name, max(1, round(getattr(control, name) * scale)))
         control.densify_pause_after_reset = max(1, round(frames * scale))  # reference: num_frames steps
         control.cull_pause_after_reset = max(1, round(min(3 * frames, 1000) * scale))
@@ -198,8 +222,12 @@ class Benchmark:
         return cfg
 
     def init_config(self) -> InitConfig:
-        return InitConfig(num_dynamic=self.num_dynamic, num_static=self.num_static, min_cluster_points=20,
-                          optim_steps=self.init_optim_steps)  # fmt: skip
+        return InitConfig(
+            num_dynamic=self.num_dynamic,
+            num_static=self.num_static,
+            min_cluster_points=20,
+            optim_steps=self.init_optim_steps,
+        )
 
 
 def timed(name: str, seed: Optional[int], run) -> Dict:
@@ -225,7 +253,10 @@ def summarize(runs: List[Dict]) -> List[Dict]:
         for key in METRICS:
             values = [r[key] for r in group if isinstance(r.get(key), (int, float))]
             if values:
-                row[key], row[key + "_std"] = float(np.mean(values)), float(np.std(values, ddof=1) if len(values) > 1 else 0.0)
+                row[key], row[key + "_std"] = (
+                    float(np.mean(values)),
+                    float(np.std(values, ddof=1) if len(values) > 1 else 0.0),
+                )
         out.append(row)
     return out
 
@@ -245,28 +276,44 @@ def lifted_tracks(scene: Path, factor: int):
     return outputs, dataset, frames, xyz, visible
 
 
-def score_track_positions(scene: Path, outputs, dataset, frames, xyz: torch.Tensor, visible: torch.Tensor,
-                          tracks: torch.Tensor, max_frames: int) -> Dict[str, float]:  # fmt: skip
+def score_track_positions(
+    scene: Path,
+    outputs,
+    dataset,
+    frames,
+    xyz: torch.Tensor,
+    visible: torch.Tensor,
+    tracks: torch.Tensor,
+    max_frames: int,
+) -> Dict[str, float]:
     """Tracking metrics when ground-truth track ``tracks[p]`` is predicted at ``xyz[p]`` [T, 3] at
     every frame (whatever the query frame) and visible where ``visible[p]``."""
     to_ns = torch.eye(4)
     to_ns[:3] = outputs.dataparser_transform * outputs.dataparser_scale
     annotated: AnnotatedFrames = from_ground_truth_tracks(
-        IPhoneLayout(scene).ground_truth_dir / "tracks_3d.npz", dataset.cameras, dataset.metadata["time_ids"],
-        to_ns, dataset.metadata["metric_scale"], max_frames,
-    )  # fmt: skip
+        IPhoneLayout(scene).ground_truth_dir / "tracks_3d.npz",
+        dataset.cameras,
+        dataset.metadata["time_ids"],
+        to_ns,
+        dataset.metadata["metric_scale"],
+        max_frames,
+    )
     a = annotated.annotations
-    ann = TrackAnnotations(a.points_2d[:, tracks], a.visible[:, tracks], a.points_3d[:, tracks], a.valid_3d[:, tracks],
-                           a.camera_centres)  # fmt: skip
+    ann = TrackAnnotations(
+        a.points_2d[:, tracks], a.visible[:, tracks], a.points_3d[:, tracks], a.valid_3d[:, tracks], a.camera_centres
+    )
     steps = frames.time_ids[annotated.frames]
     w2c = get_viewmat(dataset.cameras.camera_to_worlds[annotated.frames])
     Ks = dataset.cameras.get_intrinsics_matrices()[annotated.frames]
     K = len(steps)
     at_j = xyz[:, steps].transpose(0, 1)  # [K, P, 3]: where every point is at frame j, whatever frame i
     pixels, _ = project(apply_transform(w2c[:, None], at_j), Ks[:, None])
-    predictions = TrackPredictions(points_3d=at_j[None].expand(K, -1, -1, -1), points_2d=pixels[None].expand(K, -1, -1, -1),
-                                   visible=visible[:, steps].T[None].expand(K, -1, -1),
-                                   camera_centres=camera_centres(w2c))  # fmt: skip
+    predictions = TrackPredictions(
+        points_3d=at_j[None].expand(K, -1, -1, -1),
+        points_2d=pixels[None].expand(K, -1, -1, -1),
+        visible=visible[:, steps].T[None].expand(K, -1, -1),
+        camera_centres=camera_centres(w2c),
+    )
     return score_tracks(predictions, ann, pixels_to_1x(dataset))
 
 
@@ -296,8 +343,10 @@ def init_trajectory_rows(scene: Path, init_config: InitConfig, max_frames: int, 
     middle = time.perf_counter()
     prior = score_track_positions(scene, outputs, dataset, frames, xyz[tracks], visible[tracks], tracks, max_frames)
     label = f"{num_dyn}/{len(xyz)} tracks"
-    return [{"row": f"lifted prior, the init's {label}", "seed": None, **prior, "seconds": time.perf_counter() - middle},
-            {"row": f"init trajectories, {label} (no rendering)", "seed": None, **own, "seconds": middle - start}]
+    return [
+        {"row": f"lifted prior, the init's {label}", "seed": None, **prior, "seconds": time.perf_counter() - middle},
+        {"row": f"init trajectories, {label} (no rendering)", "seed": None, **own, "seconds": middle - start},
+    ]
 
 
 def markdown(rows: List[Dict], epochs: int, seeds: int) -> str:
@@ -309,13 +358,18 @@ def markdown(rows: List[Dict], epochs: int, seeds: int) -> str:
         std = row.get(key + "_std", 0.0)
         return format(row[key], fmt) + (f" ± {format(std, fmt)}" if row["runs"] > 1 else "")
 
-    lines = [f"| row ({epochs} epochs, {seeds} seeds) | runs | EPE (m) ↓ | δ3D@5cm ↑ | δ3D@10cm ↑ | AJ ↑ | ⟨δ_avg⟩ ↑ | "
-             "mPSNR ↑ | mSSIM ↑ | mLPIPS ↓ | time (s) |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"| row ({epochs} epochs, {seeds} seeds) | runs | EPE (m) ↓ | δ3D@5cm ↑ | δ3D@10cm ↑ | AJ ↑ | ⟨δ_avg⟩ ↑ | "
+        "mPSNR ↑ | mSSIM ↑ | mLPIPS ↓ | time (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
-        lines.append(f"| {row['row']} | {row['runs']} | {cell(row, 'epe', '.4f')} | {cell(row, 'delta_3d_5cm', '.3f')} | "
-                     f"{cell(row, 'delta_3d_10cm', '.3f')} | {cell(row, 'aj', '.3f')} | {cell(row, 'delta_avg', '.3f')} | "
-                     f"{cell(row, 'mpsnr', '.2f')} | {cell(row, 'mssim', '.3f')} | {cell(row, 'mlpips', '.3f')} | "
-                     f"{row.get('seconds', 0.0):.0f} |")  # fmt: skip
+        lines.append(
+            f"| {row['row']} | {row['runs']} | {cell(row, 'epe', '.4f')} | {cell(row, 'delta_3d_5cm', '.3f')} | "
+            f"{cell(row, 'delta_3d_10cm', '.3f')} | {cell(row, 'aj', '.3f')} | {cell(row, 'delta_avg', '.3f')} | "
+            f"{cell(row, 'mpsnr', '.2f')} | {cell(row, 'mssim', '.3f')} | {cell(row, 'mlpips', '.3f')} | "
+            f"{row.get('seconds', 0.0):.0f} |"
+        )
     return "\n".join(lines)
 
 

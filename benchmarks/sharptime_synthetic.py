@@ -72,8 +72,19 @@ VARIANTS: Dict[str, List[Override]] = {
     "no-opacity-reg": [model_option("opacity_reg_weight", 0.0)],
     "no-lifespan-reg": [model_option("lifespan_reg_weight", 0.0)],
 }
-METRICS = ("psnr", "ssim", "ssim2", "lpips", "dynamic_psnr", "transient_psnr", "transient_region_psnr", "flicker",
-           "alive", "fps", "train_s")  # fmt: skip
+METRICS = (
+    "psnr",
+    "ssim",
+    "ssim2",
+    "lpips",
+    "dynamic_psnr",
+    "transient_psnr",
+    "transient_region_psnr",
+    "flicker",
+    "alive",
+    "fps",
+    "train_s",
+)
 
 
 @dataclass
@@ -214,16 +225,25 @@ def reevaluate(bench: Benchmark, path: Path) -> List[Result]:
     for old in (Result(**r) for r in json.loads(path.read_text())):
         config = sorted(bench.output_dir.glob(f"{old.variant}-seed{old.seed}/*/*/config.yml"))[-1]
         _, pipeline, _, _ = eval_setup(config, test_mode="test")
-        results.append(evaluate(old.variant, old.seed, SimpleNamespace(pipeline=pipeline), bench.scene,
-                                old.metrics["train_s"]))  # fmt: skip
+        results.append(
+            evaluate(old.variant, old.seed, SimpleNamespace(pipeline=pipeline), bench.scene, old.metrics["train_s"])
+        )
         CONSOLE.log(f"{old.variant} seed {old.seed}: re-evaluated from {config}")
     return results
 
 
 def run_in_subprocess(bench: Benchmark, spec: str, threads: int) -> Result:
     """One run in its own process (separate torch thread pools, no state shared between runs)."""
-    args = [sys.executable, __file__, "--scene", str(bench.scene), "--output-dir", str(bench.output_dir),
-            "--run-one", spec] + ([] if bench.steps is None else ["--steps", str(bench.steps)])  # fmt: skip
+    args = [
+        sys.executable,
+        __file__,
+        "--scene",
+        str(bench.scene),
+        "--output-dir",
+        str(bench.output_dir),
+        "--run-one",
+        spec,
+    ] + ([] if bench.steps is None else ["--steps", str(bench.steps)])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
     done = subprocess.run(args, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -257,7 +277,9 @@ def main(bench: Benchmark) -> List[Result]:
     results: List[Result] = []
     with ThreadPoolExecutor(bench.jobs) as pool:
         for result in pool.map(lambda spec: run_in_subprocess(bench, spec, threads), specs):
-            CONSOLE.log(f"{result.variant} seed {result.seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()))
+            CONSOLE.log(
+                f"{result.variant} seed {result.seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
+            )
             results.append(result)
             if bench.json is not None:
                 bench.json.write_text(json.dumps([asdict(r) for r in results], indent=1))

@@ -68,9 +68,13 @@ def read_calibration(intri_path: Path, extri_path: Path) -> Dict[str, Calibratio
         require_same_keys(extri, extri_names, (("R_",), ("Rot_",)))
         rotations = ExtrinsicRotations(extri)
         cameras = {
-            name: Calibration(K=intrinsics(intri, name), distortion=distortion(intri, name),
-                              w2c=world_to_camera(extri, name, rotations), width=image_size(intri, f"W_{name}"),
-                              height=image_size(intri, f"H_{name}"))  # fmt: skip
+            name: Calibration(
+                K=intrinsics(intri, name),
+                distortion=distortion(intri, name),
+                w2c=world_to_camera(extri, name, rotations),
+                width=image_size(intri, f"W_{name}"),
+                height=image_size(intri, f"H_{name}"),
+            )
             for name in extri_names
         }
         rotations.report()
@@ -151,8 +155,9 @@ def shaped(storage: StorageFile, key: str, value: np.ndarray, shape: Tuple[int, 
 def intrinsics(intri: StorageFile, name: str) -> np.ndarray:
     K = required_matrix(intri, f"K_{name}", (3, 3))
     if not (K[0, 0] > 0 and K[1, 1] > 0) or not np.allclose(K[2], [0.0, 0.0, 1.0]):
-        raise DatasetFormatError(intri.path, f"'K_{name}' is not an intrinsic matrix (positive fx, fy and last "
-                                             f"row 0 0 1): {K.tolist()}")  # fmt: skip
+        raise DatasetFormatError(
+            intri.path, f"'K_{name}' is not an intrinsic matrix (positive fx, fy and last row 0 0 1): {K.tolist()}"
+        )
     return K
 
 
@@ -206,8 +211,9 @@ class ExtrinsicRotations:
                 self.disagreeing[name] = float(np.abs(matrix - rotation).max())
             return rotation
         if matrix is None:
-            raise DatasetFormatError(self.extri.path, f"has neither 'R_{name}' (Rodrigues vector) nor 'Rot_{name}' "
-                                                      "(rotation matrix)")  # fmt: skip
+            raise DatasetFormatError(
+                self.extri.path, f"has neither 'R_{name}' (Rodrigues vector) nor 'Rot_{name}' (rotation matrix)"
+            )
         deviation = rotation_deviation(matrix)
         if deviation > ROTATION_TOLERANCE or np.linalg.det(matrix) <= 0:
             raise DatasetFormatError(
@@ -222,10 +228,14 @@ class ExtrinsicRotations:
     def report(self) -> None:
         path = self.extri.path
         if self.reorthonormalised:
-            CONSOLE.print(f"{path}: Rot_ of cameras {list(self.reorthonormalised)} is up to "
-                          f"{max(self.reorthonormalised.values()):.1e} from orthonormal (printed with few "
-                          "decimals); using the nearest rotation")  # fmt: skip
+            CONSOLE.print(
+                f"{path}: Rot_ of cameras {list(self.reorthonormalised)} is up to "
+                f"{max(self.reorthonormalised.values()):.1e} from orthonormal (printed with few "
+                "decimals); using the nearest rotation"
+            )
         if self.disagreeing:
-            CONSOLE.print(f"[yellow]{path}: Rot_ of cameras {list(self.disagreeing)} differs from the rotation of "
-                          f"their R_ by up to {max(self.disagreeing.values()):.2g} in an entry; using R_ (the "
-                          "Rodrigues vector), as EasyMocap and EasyVolcap do")  # fmt: skip
+            CONSOLE.print(
+                f"[yellow]{path}: Rot_ of cameras {list(self.disagreeing)} differs from the rotation of "
+                f"their R_ by up to {max(self.disagreeing.values()):.2g} in an entry; using R_ (the "
+                "Rodrigues vector), as EasyMocap and EasyVolcap do"
+            )

@@ -58,8 +58,11 @@ class ShapeOfMotionDatamanager(LazyImageDatamanager):
             meta = self.train_dataset.metadata
             check_priors(meta)
             frames, device = training_frames(self.train_dataset), str(self.device)
-            meta[INIT_KEY] = (cached_initialize_scene(frames, self.config.init, self.config.dataparser.data, device)
-                              if self.config.init_cache else initialize_scene(frames, self.config.init, device))  # fmt: skip
+            meta[INIT_KEY] = (
+                cached_initialize_scene(frames, self.config.init, self.config.dataparser.data, device)
+                if self.config.init_cache
+                else initialize_scene(frames, self.config.init, device)
+            )
 
     @cached_property
     def dataset_type(self) -> Type[InputDataset]:
@@ -77,10 +80,15 @@ class ShapeOfMotionDatamanager(LazyImageDatamanager):
         query, targets = plan
         camera, data = super().load_train(query)
         data["track_batch"] = load_track_batch(
-            self.train_dataset.metadata["tracks"], query, targets, self.train_times, self.train_viewmats,
-            self.train_Ks, depth_of=lambda i: self.cached_train[i]["depth_image"][..., 0],
+            self.train_dataset.metadata["tracks"],
+            query,
+            targets,
+            self.train_times,
+            self.train_viewmats,
+            self.train_Ks,
+            depth_of=lambda i: self.cached_train[i]["depth_image"][..., 0],
             pixel_scale=self.train_dataset.scale_factor,
-        )  # fmt: skip
+        )
         return camera, data
 
     def finish_train(self, camera: Cameras, data: Dict) -> Tuple[Cameras, Dict]:

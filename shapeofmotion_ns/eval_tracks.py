@@ -30,8 +30,14 @@ from dataparsers.iphone.dataset import IPhoneDataset
 from dataparsers.iphone.layout import LIDAR, IPhoneLayout
 from shapeofmotion_ns.eval_images import validation_image_metrics
 from shapeofmotion_ns.track_annotations import AnnotatedFrames, from_ground_truth_tracks, from_keypoints
-from shapeofmotion_ns.track_metrics import (TrackAnnotations, TrackPredictions, align_to_metric, similarity_alignment,
-                                            tracking_2d_metrics, tracking_3d_metrics)  # fmt: skip
+from shapeofmotion_ns.track_metrics import (
+    TrackAnnotations,
+    TrackPredictions,
+    align_to_metric,
+    similarity_alignment,
+    tracking_2d_metrics,
+    tracking_3d_metrics,
+)
 from shapeofmotion_ns.track_predictions import predict_tracks
 
 
@@ -72,8 +78,13 @@ class EvalTracks:
         metrics = score_tracks(predictions, ann, pixels_to_1x(dataset))
         if self.image_metrics:
             metrics.update(validation_image_metrics(pipeline, self.max_images))
-        result = {**metrics, "ground_truth": self.ground_truth, "num_frames": len(annotated.frames),
-                  "num_points": int(ann.visible.shape[1]), "metric": metric_scale is not None}  # fmt: skip
+        result = {
+            **metrics,
+            "ground_truth": self.ground_truth,
+            "num_frames": len(annotated.frames),
+            "num_points": int(ann.visible.shape[1]),
+            "metric": metric_scale is not None,
+        }
         self.output_path.parent.mkdir(parents=True, exist_ok=True)
         self.output_path.write_text(json.dumps(result, indent=2))
         CONSOLE.print(f"tracking metrics of {config.method_name} ({self.ground_truth}): {json.dumps(metrics)}")
@@ -88,18 +99,25 @@ class EvalTracks:
             outputs = datamanager.train_dataparser_outputs
             to_ns = torch.eye(4)
             to_ns[:3] = outputs.dataparser_transform * outputs.dataparser_scale
-            return from_ground_truth_tracks(path, dataset.cameras, meta["time_ids"], to_ns, metric_scale,
-                                            self.max_frames)  # fmt: skip
+            return from_ground_truth_tracks(
+                path, dataset.cameras, meta["time_ids"], to_ns, metric_scale, self.max_frames
+            )
         keypoints = meta.get("keypoints")
         if keypoints is None:
-            raise ValueError("the scene has no keypoints (keypoint/2x/train/); use --ground-truth tracks on "
-                             "synthetic scenes")  # fmt: skip
+            raise ValueError(
+                "the scene has no keypoints (keypoint/2x/train/); use --ground-truth tracks on synthetic scenes"
+            )
         parser = dataclasses.replace(datamanager.config.dataparser, depth=self.keypoint_depth).setup()
         depth_dataset = IPhoneDataset(parser.get_dataparser_outputs("train"), scale_factor=dataset.scale_factor)
         points = keypoints.points.clone()
         points[..., :2] *= dataset.scale_factor
-        return from_keypoints(dataset.cameras, keypoints.image_indices, points,
-                              lambda i: depth_dataset.get_data(i)["depth_image"][..., 0], metric_scale)  # fmt: skip
+        return from_keypoints(
+            dataset.cameras,
+            keypoints.image_indices,
+            points,
+            lambda i: depth_dataset.get_data(i)["depth_image"][..., 0],
+            metric_scale,
+        )
 
 
 def pixels_to_1x(dataset) -> float:

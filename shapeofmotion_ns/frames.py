@@ -45,8 +45,10 @@ class TrainingFrames:
 
     def __post_init__(self) -> None:
         if len(set(self.time_ids.tolist())) != len(self.time_ids):
-            raise ValueError("Shape of Motion needs one training frame per time step (a monocular video); "
-                             f"time ids {self.time_ids.tolist()} repeat")  # fmt: skip
+            raise ValueError(
+                "Shape of Motion needs one training frame per time step (a monocular video); "
+                f"time ids {self.time_ids.tolist()} repeat"
+            )
         if int(self.time_ids.max()) >= self.num_time_steps or int(self.time_ids.min()) < 0:
             raise ValueError(f"time ids must lie in [0, {self.num_time_steps - 1}]")
 

@@ -18,6 +18,11 @@ def sample_image(image: Tensor, xy: Tensor, mode: str = "bilinear", padding_mode
     """Values [P, C] of an image [H, W, C] at pixels xy [P, 2] (centres at +0.5)."""
     H, W = image.shape[:2]
     grid = torch.stack([2 * xy[:, 0] / W - 1, 2 * xy[:, 1] / H - 1], dim=-1)
-    out = F.grid_sample(image.permute(2, 0, 1)[None], grid[None, None].to(image.dtype), mode=mode,
-                        padding_mode=padding_mode, align_corners=False)  # fmt: skip
+    out = F.grid_sample(
+        image.permute(2, 0, 1)[None],
+        grid[None, None].to(image.dtype),
+        mode=mode,
+        padding_mode=padding_mode,
+        align_corners=False,
+    )
     return out[0, :, 0].T

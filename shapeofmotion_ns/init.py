@@ -89,9 +89,20 @@ class SceneInit:
 def empty_init(num_time_steps: int) -> SceneInit:
     """No Gaussians, one still basis, the identity normalization (shapes to load a checkpoint into)."""
     rots, transls = identity_bases(1, num_time_steps)
-    return SceneInit(SceneNormalization(torch.eye(3), torch.zeros(3), 1.0), 0, torch.zeros(0, 3), torch.zeros(0, 4),
-                     torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0), torch.zeros(0, dtype=torch.bool),
-                     torch.zeros(0, 1), rots, transls, 1.0)  # fmt: skip
+    return SceneInit(
+        SceneNormalization(torch.eye(3), torch.zeros(3), 1.0),
+        0,
+        torch.zeros(0, 3),
+        torch.zeros(0, 4),
+        torch.zeros(0, 3),
+        torch.zeros(0, 3),
+        torch.zeros(0),
+        torch.zeros(0, dtype=torch.bool),
+        torch.zeros(0, 1),
+        rots,
+        transls,
+        1.0,
+    )
 
 
 def knn_mean_distance(points: Tensor, k: int = 3) -> Tensor:
@@ -129,19 +140,23 @@ def initialize_scene(frames: TrainingFrames, config: InitConfig, device: str = "
         cano_means = tracks.xyz[:, canonical]
         dist = (cano_means - cano_means.median(dim=0).values).norm(dim=-1)
         tracks = tracks.select(dist < safe_quantile(dist, 0.95) if len(dist) > 1 else dist >= 0)
-        motion = initial_motion(tracks, canonical, config.num_bases, config.min_cluster_points,
-                                config.min_procrustes_weight, config.seed)  # fmt: skip
-        w2c, K = cameras_per_time_step(normalization.w2c_to_model(frames.w2c.float()), frames.K.float(),
-                                       frames.time_ids, frames.num_time_steps)  # fmt: skip
+        motion = initial_motion(
+            tracks, canonical, config.num_bases, config.min_cluster_points, config.min_procrustes_weight, config.seed
+        )
+        w2c, K = cameras_per_time_step(
+            normalization.w2c_to_model(frames.w2c.float()), frames.K.float(), frames.time_ids, frames.num_time_steps
+        )
         motion = optimize_motion(motion, tracks, w2c, K, config.optim_steps, progress, device)
         static = static_points(frames, config.num_static, generator, progress)
     dyn_scales = knn_mean_distance(motion.means)
     dyn_scales = dyn_scales.clamp(safe_quantile(dyn_scales, 0.05), safe_quantile(dyn_scales, 0.95))
     static_xyz = normalization.points_to_model(static.xyz)
     num_dyn, num_static = len(motion.means), len(static_xyz)
-    CONSOLE.log(f"Shape of Motion init: {num_dyn} dynamic and {num_static} static Gaussians, "
-                f"{motion.rots.shape[0]} motion bases, canonical time step {canonical}, "
-                f"scene scale {normalization.scale:.4g}")  # fmt: skip
+    CONSOLE.log(
+        f"Shape of Motion init: {num_dyn} dynamic and {num_static} static Gaussians, "
+        f"{motion.rots.shape[0]} motion bases, canonical time step {canonical}, "
+        f"scene scale {normalization.scale:.4g}"
+    )
     return SceneInit(
         normalization=normalization,
         canonical_frame=canonical,
@@ -170,8 +185,9 @@ def scene_init_from_dict(entry: Dict[str, Any]) -> SceneInit:
     return SceneInit(**{**entry, "normalization": SceneNormalization(**entry["normalization"])})
 
 
-def cached_initialize_scene(frames: TrainingFrames, config: InitConfig, data_dir: Path,
-                            device: str = "cpu") -> SceneInit:  # fmt: skip
+def cached_initialize_scene(
+    frames: TrainingFrames, config: InitConfig, data_dir: Path, device: str = "cpu"
+) -> SceneInit:
     """initialize_scene, loaded from / saved to the cache of ``data_dir`` (module docstring)."""
     key = {
         "config": dataclasses.asdict(config),

@@ -86,8 +86,9 @@ def solve_se3(src: Tensor, dst: Tensor, weights: Tensor) -> Tuple[Tensor, Tensor
     return R, dst_mean - R @ src_mean
 
 
-def fit_cluster_bases(tracks: Tracks3D, labels: Tensor, clusters: List[int], canonical: int,
-                      min_mean_weight: float) -> Tuple[Tensor, Tensor]:  # fmt: skip
+def fit_cluster_bases(
+    tracks: Tracks3D, labels: Tensor, clusters: List[int], canonical: int, min_mean_weight: float
+) -> Tuple[Tensor, Tensor]:
     """Per cluster and frame the SE(3) fit from the canonical frame: ([B, T, 6], [B, T, 3])."""
     T = tracks.xyz.shape[1]
     rots, transls = identity_bases(len(clusters), T)
@@ -109,15 +110,20 @@ def fit_cluster_bases(tracks: Tracks3D, labels: Tensor, clusters: List[int], can
     return rots, transls
 
 
-def initial_motion(tracks: Tracks3D, canonical: int, num_bases: int, min_cluster_points: int,
-                   min_mean_weight: float, seed: int) -> MotionInit:  # fmt: skip
+def initial_motion(
+    tracks: Tracks3D, canonical: int, num_bases: int, min_cluster_points: int, min_mean_weight: float, seed: int
+) -> MotionInit:
     """Steps 1–3 of the module docstring (tracks in the normalized frame)."""
     labels = cluster_by_velocity(tracks.xyz, tracks.visible, num_bases, seed)
     ids, counts = labels.unique(return_counts=True)
     clusters = ids[counts > min_cluster_points].tolist()
     if not clusters:
-        warnings.warn(f"no motion cluster has more than {min_cluster_points} tracks (largest: {int(counts.max())}); "
-                      f"keeping all {len(ids)} clusters", PriorWarning, stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"no motion cluster has more than {min_cluster_points} tracks (largest: {int(counts.max())}); "
+            f"keeping all {len(ids)} clusters",
+            PriorWarning,
+            stacklevel=2,
+        )
         clusters = ids.tolist()
     means = tracks.xyz[:, canonical]
     centres = torch.stack([means[labels == c].median(dim=0).values for c in clusters])
@@ -131,16 +137,30 @@ def ramp(step: int, total: int, low: float, high: float, start: int = 400) -> fl
     return low if step <= start else low + (high - low) * (step - start) / max(total - start, 1)
 
 
-def optimize_motion(init: MotionInit, tracks: Tracks3D, w2c: Tensor, K: Tensor, steps: int,
-                    progress: Optional[Progress] = None, device: str = "cpu") -> MotionInit:  # fmt: skip
+def optimize_motion(
+    init: MotionInit,
+    tracks: Tracks3D,
+    w2c: Tensor,
+    K: Tensor,
+    steps: int,
+    progress: Optional[Progress] = None,
+    device: str = "cpu",
+) -> MotionInit:
     """Step 4: Adam on bases (lr 1e-2 / 3e-2), coefficients (1e-2) and means (1e-3), decayed to
     10% over ``steps``, on ``device``. w2c [T, 4, 4], K [T, 3, 3]: one camera per time step."""
-    rots, transls, coef_logits, means = (x.to(device).clone().requires_grad_(True)
-                                         for x in (init.rots, init.transls, init.coef_logits, init.means))  # fmt: skip
+    rots, transls, coef_logits, means = (
+        x.to(device).clone().requires_grad_(True) for x in (init.rots, init.transls, init.coef_logits, init.means)
+    )
     tracks = tracks.to(device)
     w2c, K = w2c.to(device), K.to(device)
-    optimizer = torch.optim.Adam([{"params": [rots], "lr": 1e-2}, {"params": [transls], "lr": 3e-2},
-                                  {"params": [coef_logits], "lr": 1e-2}, {"params": [means], "lr": 1e-3}])  # fmt: skip
+    optimizer = torch.optim.Adam(
+        [
+            {"params": [rots], "lr": 1e-2},
+            {"params": [transls], "lr": 3e-2},
+            {"params": [coef_logits], "lr": 1e-2},
+            {"params": [means], "lr": 1e-3},
+        ]
+    )
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.1 ** (1 / max(steps, 1)))
     T = rots.shape[1]
     frames = torch.arange(T, device=device)

@@ -38,8 +38,9 @@ def surface_normals(points: Tensor) -> Tensor:
     return F.pad(normals.permute(2, 0, 1), (1, 1, 1, 1)).permute(1, 2, 0)
 
 
-def static_points(frames: TrainingFrames, num_points: int, generator: torch.Generator,
-                  progress: Optional[Progress] = None) -> StaticPoints:  # fmt: skip
+def static_points(
+    frames: TrainingFrames, num_points: int, generator: torch.Generator, progress: Optional[Progress] = None
+) -> StaticPoints:
     task = progress.add_task("sampling static points", total=len(frames)) if progress is not None else None
     chunks: List[StaticPoints] = []
     for f, count in enumerate(samples_per_query(num_points, len(frames))):
@@ -49,8 +50,11 @@ def static_points(frames: TrainingFrames, num_points: int, generator: torch.Gene
         if progress is not None:
             progress.advance(task)
         if not background.any():
-            warnings.warn(f"frame {frames.names[f]}: no background pixel with a valid depth; it adds no static "
-                          f"points", PriorWarning, stacklevel=2)  # fmt: skip
+            warnings.warn(
+                f"frame {frames.names[f]}: no background pixel with a valid depth; it adds no static points",
+                PriorWarning,
+                stacklevel=2,
+            )
             continue
         H, W = depth.shape
         jj, ii = torch.meshgrid(torch.arange(W) + 0.5, torch.arange(H) + 0.5, indexing="xy")
@@ -62,6 +66,8 @@ def static_points(frames: TrainingFrames, num_points: int, generator: torch.Gene
         i, j = chosen[:, 0], chosen[:, 1]
         chunks.append(StaticPoints(world[i, j], normals[i, j], data.image[i, j].float().clamp(0, 1)))
     if not chunks:
-        raise ValueError(f"no training frame ({', '.join(frames.names)}) has background pixels with a valid depth "
-                         f"outside the motion mask: static Gaussians cannot be initialized")  # fmt: skip
+        raise ValueError(
+            f"no training frame ({', '.join(frames.names)}) has background pixels with a valid depth "
+            f"outside the motion mask: static Gaussians cannot be initialized"
+        )
     return StaticPoints(*(torch.cat([getattr(c, name) for c in chunks]) for name in ("xyz", "normals", "colors")))

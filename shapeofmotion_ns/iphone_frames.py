@@ -21,8 +21,10 @@ def check_priors(metadata: dict) -> None:
     if "tracks" not in metadata or "num_time_steps" not in metadata:
         raise ValueError("Shape of Motion needs the 'iphone' dataparser (metadata 'tracks', 'num_time_steps', ...)")
     if missing:
-        raise ValueError(f"Shape of Motion needs {', '.join(missing)} priors for the training frames; the dataparser "
-                         f"found none (see its 'no …' messages for the folders it looked in)")  # fmt: skip
+        raise ValueError(
+            f"Shape of Motion needs {', '.join(missing)} priors for the training frames; the dataparser "
+            f"found none (see its 'no …' messages for the folders it looked in)"
+        )
 
 
 def training_frames(dataset: InputDataset) -> TrainingFrames:
@@ -32,8 +34,12 @@ def training_frames(dataset: InputDataset) -> TrainingFrames:
 
     def load(index: int) -> FrameData:
         data = dataset.get_data(index, image_type="float32")
-        return FrameData(image=data["image"][..., :3], depth=data["depth_image"][..., 0],
-                         motion_mask=data["motion_mask"][..., 0], valid=data["mask"][..., 0])  # fmt: skip
+        return FrameData(
+            image=data["image"][..., :3],
+            depth=data["depth_image"][..., 0],
+            motion_mask=data["motion_mask"][..., 0],
+            valid=data["mask"][..., 0],
+        )
 
     return TrainingFrames(
         names=list(meta["frame_names"]),

@@ -55,8 +55,9 @@ def samples_per_query(total: int, num_queries: int) -> List[int]:
     return [each] * (num_queries - 1) + [total - each * (num_queries - 1)]
 
 
-def lift_tracks(frames: TrainingFrames, num_samples: int, generator: torch.Generator,
-                progress: Optional[Progress] = None) -> Tracks3D:  # fmt: skip
+def lift_tracks(
+    frames: TrainingFrames, num_samples: int, generator: torch.Generator, progress: Optional[Progress] = None
+) -> Tracks3D:
     """About ``num_samples`` 3D tracks of the motion-masked query points of all training frames."""
     num_frames = len(frames)
     usable, depths = usable_depths(frames)
@@ -65,16 +66,25 @@ def lift_tracks(frames: TrainingFrames, num_samples: int, generator: torch.Gener
     for q, count in enumerate(samples_per_query(num_samples, num_frames)):
         tracks = lift_query(frames, q, count, usable, depths, generator)
         if tracks is None and usable[q].any():
-            warnings.warn(f"frame {frames.names[q]}: none of its query points is visible with a valid depth inside "
-                          f"the motion mask; its tracks are skipped", PriorWarning, stacklevel=2)  # fmt: skip
+            warnings.warn(
+                f"frame {frames.names[q]}: none of its query points is visible with a valid depth inside "
+                f"the motion mask; its tracks are skipped",
+                PriorWarning,
+                stacklevel=2,
+            )
         elif tracks is not None:
             lifted.append(tracks)
         if progress is not None:
             progress.advance(task)
     if not lifted:
-        raise ValueError(f"no usable 2D tracks in any training frame ({', '.join(frames.names)}): check the motion "
-                         f"masks, the depth maps (0/NaN = unknown) and the track files")  # fmt: skip
-    cat = lambda name: None if any(getattr(t, name) is None for t in lifted) else torch.cat([getattr(t, name) for t in lifted])  # noqa: E731
+        raise ValueError(
+            f"no usable 2D tracks in any training frame ({', '.join(frames.names)}): check the motion "
+            f"masks, the depth maps (0/NaN = unknown) and the track files"
+        )
+
+    def cat(name):
+        return None if any(getattr(t, name) is None for t in lifted) else torch.cat([getattr(t, name) for t in lifted])
+
     return Tracks3D(*(cat(f.name) for f in fields(Tracks3D)))
 
 
@@ -89,13 +99,17 @@ def usable_depths(frames: TrainingFrames) -> Tuple[List[Tensor], List[Tensor]]:
         depths.append(depth)
         if not usable[-1].any():
             reason = "a valid depth" if not (depth > 0).any() else "a known depth inside the motion mask"
-            warnings.warn(f"frame {frames.names[f]}: no pixel has {reason}; no track point is visible in it",
-                          PriorWarning, stacklevel=3)  # fmt: skip
+            warnings.warn(
+                f"frame {frames.names[f]}: no pixel has {reason}; no track point is visible in it",
+                PriorWarning,
+                stacklevel=3,
+            )
     return usable, depths
 
 
-def lift_query(frames: TrainingFrames, q: int, count: int, usable: List[Tensor], depths: List[Tensor],
-               generator: torch.Generator) -> Optional[Tracks3D]:  # fmt: skip
+def lift_query(
+    frames: TrainingFrames, q: int, count: int, usable: List[Tensor], depths: List[Tensor], generator: torch.Generator
+) -> Optional[Tracks3D]:
     """Tracks of ``count`` random query points of frame q, None when none is usable."""
     num_points = frames.tracks.num_points[q]
     if num_points == 0 or count == 0:
@@ -109,8 +123,7 @@ def lift_query(frames: TrainingFrames, q: int, count: int, usable: List[Tensor],
     return tracks.select(keep & (counts > 0))
 
 
-def lift_points(frames: TrainingFrames, q: int, chosen: Tensor, usable: List[Tensor],
-                depths: List[Tensor]) -> Tracks3D:  # fmt: skip
+def lift_points(frames: TrainingFrames, q: int, chosen: Tensor, usable: List[Tensor], depths: List[Tensor]) -> Tracks3D:
     """Tracks of query frame q's points ``chosen`` (indices into its track files), all kept;
     ``usable`` and ``depths`` from usable_depths."""
     num_frames, steps = len(frames), frames.num_time_steps

@@ -69,8 +69,12 @@ def disparity(depth: Tensor) -> Tensor:
 
 def disparity_loss(pred_depth: Tensor, prior_depth: Tensor, valid: Tensor) -> Tensor:
     """Robust L1 (98% quantile) between 1/z of rendered and prior depth [H, W] where ``valid``."""
-    return masked_l1(disparity(pred_depth).reshape(-1, 1), disparity(prior_depth).reshape(-1, 1),
-                     valid.reshape(-1).float(), quantile=0.98)  # fmt: skip
+    return masked_l1(
+        disparity(pred_depth).reshape(-1, 1),
+        disparity(prior_depth).reshape(-1, 1),
+        valid.reshape(-1).float(),
+        quantile=0.98,
+    )
 
 
 def depth_gradient_loss(pred_depth: Tensor, prior_depth: Tensor, valid: Tensor) -> Tensor:

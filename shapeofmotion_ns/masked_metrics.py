@@ -62,8 +62,9 @@ def masked_ssim(pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
 def masked_lpips(pred: Tensor, gt: Tensor, mask: Tensor, net: torch.nn.Module) -> Tensor:
     """pred, gt [H, W, 3] in [0, 1]; mask [H, W]; ``net`` a spatial LPIPS network (maps [1, 1, H, W])."""
     m = mask.to(pred.dtype)
-    scores = net((pred * m[..., None]).permute(2, 0, 1)[None], (gt * m[..., None]).permute(2, 0, 1)[None],
-                 normalize=True)  # fmt: skip
+    scores = net(
+        (pred * m[..., None]).permute(2, 0, 1)[None], (gt * m[..., None]).permute(2, 0, 1)[None], normalize=True
+    )
     return (scores[0, 0] * m).sum() / m.sum().clamp(min=1e-12)
 
 
@@ -84,8 +85,10 @@ class MaskedLPIPS:
 
                 self.net = _NoTrainLpips(net="alex", spatial=True)
             else:
-                Console().print(f"[yellow]mLPIPS unavailable: AlexNet weights not found at {weights} (nothing is "
-                                "downloaded; place the file there to enable it)")  # fmt: skip
+                Console().print(
+                    f"[yellow]mLPIPS unavailable: AlexNet weights not found at {weights} (nothing is "
+                    "downloaded; place the file there to enable it)"
+                )
         return self.net is not None
 
     @torch.no_grad()

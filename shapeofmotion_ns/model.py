@@ -36,11 +36,23 @@ from shapeofmotion_ns.datamanager import INIT_KEY
 from shapeofmotion_ns.geometry import sample_image
 from shapeofmotion_ns.init import SceneInit, empty_init
 from shapeofmotion_ns.masked_metrics import MaskedLPIPS, masked_psnr, masked_ssim
-from shapeofmotion_ns.motion import (bases_at, blend, displacements_from_bases, interpolate_frames, matrix_to_quat,
-                                     move_means, move_quats, quat_multiply)  # fmt: skip
+from shapeofmotion_ns.motion import (
+    bases_at,
+    blend,
+    displacements_from_bases,
+    interpolate_frames,
+    matrix_to_quat,
+    move_means,
+    move_quats,
+    quat_multiply,
+)
 from shapeofmotion_ns.normalization import SceneNormalization
-from shapeofmotion_ns.recipe import (REFERENCE_FRAMES_PER_STEP, StaticLearningRates, install_static_learning_rates,
-                                     merge_render_infos)  # fmt: skip
+from shapeofmotion_ns.recipe import (
+    REFERENCE_FRAMES_PER_STEP,
+    StaticLearningRates,
+    install_static_learning_rates,
+    merge_render_infos,
+)
 from shapeofmotion_ns.strategy import DensityControlConfig, ShapeOfMotionStrategy
 from shapeofmotion_ns.track_batch import TrackBatch, TrackTargets
 from shapeofmotion_ns.trajectories import draw_trajectories, sample_trajectories
@@ -103,10 +115,15 @@ class ShapeOfMotionModel(DynamicSplatModel):
         self.motion_bases = torch.nn.ParameterDict(bases if self.uses_bases else {})
         del self.scene_init  # the parameters hold it now
         self.viewer_control = ViewerControl()  # gives the viser scene once a viewer runs
-        self.viewer_show_trajectories = ViewerCheckbox("Show trajectories", False, cb_hook=self.show_trajectories,
-                                                       hint="3D trajectories of a sample of dynamic Gaussians")  # fmt: skip
-        self.viewer_num_trajectories = ViewerSlider("Trajectories shown", 200, 10, 2000, 10,
-                                                    cb_hook=self.show_trajectories)  # fmt: skip
+        self.viewer_show_trajectories = ViewerCheckbox(
+            "Show trajectories",
+            False,
+            cb_hook=self.show_trajectories,
+            hint="3D trajectories of a sample of dynamic Gaussians",
+        )
+        self.viewer_num_trajectories = ViewerSlider(
+            "Trajectories shown", 200, 10, 2000, 10, cb_hook=self.show_trajectories
+        )
         self.trajectory_handles: List = []
         self.masked_lpips = MaskedLPIPS()  # built on first use, when its weights are local
 
@@ -161,11 +178,17 @@ class ShapeOfMotionModel(DynamicSplatModel):
         if cfg.frames_per_step < 1:
             raise ValueError(f"frames_per_step must be at least 1, got {cfg.frames_per_step}")
         step_scale = REFERENCE_FRAMES_PER_STEP / cfg.frames_per_step if cfg.control_schedule == "renders" else 1.0
-        strategy = ShapeOfMotionStrategy(cfg.density_control, num_frames=self.num_train_frames,
-                                         static_scale=float(self.static_extent), step_scale=step_scale)  # fmt: skip
-        CONSOLE.log(f"Shape of Motion: {cfg.frames_per_step} frames per step; opacity reset every "
-                    f"{strategy.reset_every} steps; densification pauses {strategy.densify_pause} and culling "
-                    f"{strategy.cull_pause} steps after each reset")  # fmt: skip
+        strategy = ShapeOfMotionStrategy(
+            cfg.density_control,
+            num_frames=self.num_train_frames,
+            static_scale=float(self.static_extent),
+            step_scale=step_scale,
+        )
+        CONSOLE.log(
+            f"Shape of Motion: {cfg.frames_per_step} frames per step; opacity reset every "
+            f"{strategy.reset_every} steps; densification pauses {strategy.densify_pause} and culling "
+            f"{strategy.cull_pause} steps after each reset"
+        )
         self._step_infos: List[Dict] = []
         self._infos_step = -1
         self._lr_hooks: Optional[List] = None
@@ -176,15 +199,21 @@ class ShapeOfMotionModel(DynamicSplatModel):
         super().step_cb(optimizers, step)
         if self._lr_hooks is None:
             is_static = lambda: self.gauss_params["is_dynamic"].detach() <= 0.5  # noqa: E731
-            self._lr_hooks = install_static_learning_rates(self.config.static_learning_rates, self.optimizers,
-                                                           is_static)  # fmt: skip
+            self._lr_hooks = install_static_learning_rates(
+                self.config.static_learning_rates, self.optimizers, is_static
+            )
 
     def step_post_backward(self, step: int) -> None:
         """Density control over all the frames rendered in this step."""
         assert step == self.step
         infos = self._step_infos if self._infos_step == self.step and self._step_infos else [self.info]
-        self.strategy.step_post_backward(params=self.gauss_params, optimizers=self.optimizers,
-                                         state=self.strategy_state, step=self.step, info=merge_render_infos(infos))  # fmt: skip
+        self.strategy.step_post_backward(
+            params=self.gauss_params,
+            optimizers=self.optimizers,
+            state=self.strategy_state,
+            step=self.step,
+            info=merge_render_infos(infos),
+        )
         self._step_infos = []
 
     # ----- motion -----
@@ -231,9 +260,13 @@ class ShapeOfMotionModel(DynamicSplatModel):
         means[ids], quats[ids] = moved_means[:, 0], moved_quats[:, 0]
         quats = quat_multiply(matrix_to_quat(self.norm_rotation.T), quats)  # q_world = quat(Rᵀ) ⊗ q
         return RenderGaussians(
-            means=self.normalization.points_to_world(means), quats=quats, scales=static.scales * self.norm_scale,
-            opacities=static.opacities, colors=static.colors, sh_degree=static.sh_degree,
-        )  # fmt: skip
+            means=self.normalization.points_to_world(means),
+            quats=quats,
+            scales=static.scales * self.norm_scale,
+            opacities=static.opacities,
+            colors=static.colors,
+            sh_degree=static.sh_degree,
+        )
 
     # ----- viewer -----
     @torch.no_grad()
@@ -251,8 +284,11 @@ class ShapeOfMotionModel(DynamicSplatModel):
         from nerfstudio.viewer.viewer import VISER_NERFSTUDIO_SCALE_RATIO  # the viewer's world scale
 
         moved, _ = self.dynamic_poses(torch.arange(self.num_time_steps, device=self.device))
-        sample = sample_trajectories(self.normalization.points_to_world(moved).cpu(),
-                                     torch.sigmoid(self.opacities[ids, 0]).cpu(), int(self.viewer_num_trajectories.value))  # fmt: skip
+        sample = sample_trajectories(
+            self.normalization.points_to_world(moved).cpu(),
+            torch.sigmoid(self.opacities[ids, 0]).cpu(),
+            int(self.viewer_num_trajectories.value),
+        )
         self.trajectory_handles = draw_trajectories(server.scene, sample, VISER_NERFSTUDIO_SCALE_RATIO)
 
     # ----- rendering -----
@@ -282,8 +318,15 @@ class ShapeOfMotionModel(DynamicSplatModel):
             world = self.positions_at(self.frame_of(targets.times))  # [N, K, 3]
             cam = torch.einsum("kij,nkj->nki", targets.viewmats[:, :3, :3], world) + targets.viewmats[:, :3, 3]
             channels.append(cam.flatten(1))
-        return RenderGaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
-                               torch.cat(channels, dim=-1), None, gaussians.subset_ids)  # fmt: skip
+        return RenderGaussians(
+            gaussians.means,
+            gaussians.quats,
+            gaussians.scales,
+            gaussians.opacities,
+            torch.cat(channels, dim=-1),
+            None,
+            gaussians.subset_ids,
+        )
 
     def track_points(self, outputs: Dict[str, Tensor], query_xy: Tensor) -> Tensor:
         """Rendered target-camera positions [K, P, 3] (world units) at query pixels [P, 2]."""
@@ -342,13 +385,15 @@ class ShapeOfMotionModel(DynamicSplatModel):
             losses["depth_gradient_loss"] = w.w_depth_grad * L.depth_gradient_loss(depth, prior, known)
         if "track_batch" in batch:
             image_size = batch["image"].shape[:2]
-            losses.update(self.track_losses(outputs, batch["track_batch"], pred.shape[1] / image_size[1],
-                                            max(image_size)))  # fmt: skip
+            losses.update(
+                self.track_losses(outputs, batch["track_batch"], pred.shape[1] / image_size[1], max(image_size))
+            )
         losses.update(self.regularizers(self._query_time))
         return losses
 
-    def track_losses(self, outputs: Dict[str, Tensor], tracks: TrackBatch, render_scale: float,
-                     image_size: int) -> Dict[str, Tensor]:  # fmt: skip
+    def track_losses(
+        self, outputs: Dict[str, Tensor], tracks: TrackBatch, render_scale: float, image_size: int
+    ) -> Dict[str, Tensor]:
         """2D track and track-depth losses; track pixels are in images of ``image_size`` (max side),
         renders ``render_scale`` times that."""
         w = self.config.loss_weights
@@ -360,9 +405,10 @@ class ShapeOfMotionModel(DynamicSplatModel):
         depth_weights = weights * (tracks.depth > 0).float()
         return {
             "track_2d_loss": w.w_track * L.track_2d_loss(pred_xy[seen], tracks.xy[seen], weights[seen], image_size),
-            "track_depth_loss": w.w_depth_const * L.track_depth_loss(pred_z[seen] / self.norm_scale,
-                                                                     tracks.depth[seen] / self.norm_scale,
-                                                                     depth_weights[seen]),  # fmt: skip
+            "track_depth_loss": w.w_depth_const
+            * L.track_depth_loss(
+                pred_z[seen] / self.norm_scale, tracks.depth[seen] / self.norm_scale, depth_weights[seen]
+            ),
         }
 
     def regularizers(self, t: float) -> Dict[str, Tensor]:

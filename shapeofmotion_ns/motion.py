@@ -45,12 +45,15 @@ def matrix_to_quat(matrix: Tensor) -> Tensor:
     root = torch.sqrt(four_sq.clamp(min=1e-12))  # 2|q_i|
     d21, d02, d10 = m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]
     s21, s02, s10 = m[..., 2, 1] + m[..., 1, 2], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 0] + m[..., 0, 1]
-    candidates = torch.stack([
-        torch.stack([root[..., 0] ** 2, d21, d02, d10], -1) / (2 * root[..., 0:1]),
-        torch.stack([d21, root[..., 1] ** 2, s10, s02], -1) / (2 * root[..., 1:2]),
-        torch.stack([d02, s10, root[..., 2] ** 2, s21], -1) / (2 * root[..., 2:3]),
-        torch.stack([d10, s02, s21, root[..., 3] ** 2], -1) / (2 * root[..., 3:4]),
-    ], dim=-2)  # fmt: skip
+    candidates = torch.stack(
+        [
+            torch.stack([root[..., 0] ** 2, d21, d02, d10], -1) / (2 * root[..., 0:1]),
+            torch.stack([d21, root[..., 1] ** 2, s10, s02], -1) / (2 * root[..., 1:2]),
+            torch.stack([d02, s10, root[..., 2] ** 2, s21], -1) / (2 * root[..., 2:3]),
+            torch.stack([d10, s02, s21, root[..., 3] ** 2], -1) / (2 * root[..., 3:4]),
+        ],
+        dim=-2,
+    )
     best = four_sq.argmax(dim=-1, keepdim=True)[..., None].expand(*m.shape[:-2], 1, 4)
     quat = F.normalize(torch.gather(candidates, -2, best).squeeze(-2), dim=-1)
     return quat * torch.where(quat[..., :1] < 0, -1.0, 1.0)
@@ -60,12 +63,15 @@ def quat_multiply(p: Tensor, q: Tensor) -> Tensor:
     """Hamilton product p ⊗ q of (w, x, y, z) quaternions (broadcast)."""
     pw, px, py, pz = p.unbind(-1)
     qw, qx, qy, qz = q.unbind(-1)
-    return torch.stack([
-        pw * qw - px * qx - py * qy - pz * qz,
-        pw * qx + px * qw + py * qz - pz * qy,
-        pw * qy - px * qz + py * qw + pz * qx,
-        pw * qz + px * qy - py * qx + pz * qw,
-    ], dim=-1)  # fmt: skip
+    return torch.stack(
+        [
+            pw * qw - px * qx - py * qy - pz * qz,
+            pw * qx + px * qw + py * qz - pz * qy,
+            pw * qy - px * qz + py * qw + pz * qx,
+            pw * qz + px * qy - py * qx + pz * qw,
+        ],
+        dim=-1,
+    )
 
 
 def interpolate_frames(values: Tensor, frames: Tensor) -> Tensor:

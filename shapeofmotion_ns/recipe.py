@@ -69,8 +69,9 @@ class RowLearningRates:
         param.copy_(before + (param - before) * factors)  # Δ_row ← (lr_static / lr) · Δ_row
 
 
-def install_static_learning_rates(config: StaticLearningRates, optimizers: Dict[str, torch.optim.Optimizer],
-                                  is_static: Callable[[], Tensor]) -> List[RowLearningRates]:  # fmt: skip
+def install_static_learning_rates(
+    config: StaticLearningRates, optimizers: Dict[str, torch.optim.Optimizer], is_static: Callable[[], Tensor]
+) -> List[RowLearningRates]:
     """Hooks on the optimizers of the parameters named in ``config`` whose static rate differs
     from the optimizer's (initial) rate; ``is_static()`` gives the current [N] bool flags."""
     hooks = []
@@ -84,8 +85,7 @@ def install_static_learning_rates(config: StaticLearningRates, optimizers: Dict[
         ratio = getattr(config, name) / base if base > 0 else 1.0
         if abs(ratio - 1.0) < 1e-12:
             continue
-        hooks.append(RowLearningRates(optimizers[name],
-                                      lambda r=ratio: torch.where(is_static(), r, 1.0)))  # fmt: skip
+        hooks.append(RowLearningRates(optimizers[name], lambda r=ratio: torch.where(is_static(), r, 1.0)))
     return hooks
 
 
@@ -97,8 +97,12 @@ def merge_render_infos(infos: List[Dict[str, Any]]) -> Dict[str, Any]:
         return infos[0]
     grads = [info["means2d"].grad for info in infos]
     grad = None if any(g is None for g in grads) else torch.cat(grads, dim=0)
-    return {**infos[-1], "means2d": SimpleNamespace(grad=grad), "radii": torch.cat([i["radii"] for i in infos]),
-            "n_cameras": len(infos)}  # fmt: skip
+    return {
+        **infos[-1],
+        "means2d": SimpleNamespace(grad=grad),
+        "radii": torch.cat([i["radii"] for i in infos]),
+        "n_cameras": len(infos),
+    }
 
 
 @dataclass

@@ -135,8 +135,9 @@ class ShapeOfMotionStrategy(Strategy):
     def step_pre_backward(self, params, optimizers, state, step: int, info: Dict[str, Any]) -> None:
         info["means2d"].retain_grad()  # its gradient is read after backward
 
-    def step_post_backward(self, params, optimizers, state, step: int, info: Dict[str, Any],
-                           packed: bool = False) -> None:  # fmt: skip
+    def step_post_backward(
+        self, params, optimizers, state, step: int, info: Dict[str, Any], packed: bool = False
+    ) -> None:
         if packed:
             raise ValueError("ShapeOfMotionStrategy expects renders of all Gaussians (packed=False)")
         cfg = self.config
@@ -160,8 +161,11 @@ class ShapeOfMotionStrategy(Strategy):
         n = len(params["means"])
         if state["grad2d"] is None or len(state["grad2d"]) != n:
             device = params["means"].device
-            state.update(grad2d=torch.zeros(n, device=device), count=torch.zeros(n, device=device),
-                         radii=torch.zeros(n, device=device))  # fmt: skip
+            state.update(
+                grad2d=torch.zeros(n, device=device),
+                count=torch.zeros(n, device=device),
+                radii=torch.zeros(n, device=device),
+            )
         grads = info["means2d"].grad
         if grads is None:
             return
@@ -185,8 +189,9 @@ class ShapeOfMotionStrategy(Strategy):
         to_duplicate = high & ~large
         if to_duplicate.any():
             duplicate(params, optimizers, state, to_duplicate)
-            to_split = torch.cat([to_split, torch.zeros(int(to_duplicate.sum()), dtype=torch.bool,
-                                                        device=to_split.device)])  # fmt: skip
+            to_split = torch.cat(
+                [to_split, torch.zeros(int(to_duplicate.sum()), dtype=torch.bool, device=to_split.device)]
+            )
         if to_split.any():
             (split if self.config.split_mode == "sample" else split_by_copying)(params, optimizers, state, to_split)
 
@@ -201,8 +206,9 @@ class ShapeOfMotionStrategy(Strategy):
         def param_fn(name: str, p: Tensor) -> Tensor:
             return torch.nn.Parameter(torch.full_like(p, logit))
 
-        _update_param_with_optimizer(param_fn, lambda key, v: torch.zeros_like(v), params, optimizers,
-                                     names=["opacities"])  # fmt: skip
+        _update_param_with_optimizer(
+            param_fn, lambda key, v: torch.zeros_like(v), params, optimizers, names=["opacities"]
+        )
 
     @torch.no_grad()
     def _cull(self, params, optimizers, state: Dict[str, Tensor], step: int) -> None:

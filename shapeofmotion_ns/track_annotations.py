@@ -37,8 +37,9 @@ class AnnotatedFrames:
     annotations: TrackAnnotations
 
 
-def from_keypoints(cameras: Cameras, frames: Tensor, points: Tensor, depth_of: Callable[[int], Tensor],
-                   metric_scale: float) -> AnnotatedFrames:  # fmt: skip
+def from_keypoints(
+    cameras: Cameras, frames: Tensor, points: Tensor, depth_of: Callable[[int], Tensor], metric_scale: float
+) -> AnnotatedFrames:
     """frames [K]; points [K, N, 3] (x, y, visible) in pixels of ``cameras``; depth_of(i): the
     z-depth map [H, W] of training image i in nerfstudio units (0 = unknown)."""
     w2c = get_viewmat(cameras.camera_to_worlds[frames])
@@ -47,10 +48,16 @@ def from_keypoints(cameras: Cameras, frames: Tensor, points: Tensor, depth_of: C
     depth = torch.stack([known_depth_at(depth_of(int(i)), xy[k]) for k, i in enumerate(frames)])
     c2w = torch.linalg.inv(w2c)
     world = apply_transform(c2w[:, None], unproject(xy, depth, Ks[:, None]))
-    return AnnotatedFrames(frames, TrackAnnotations(
-        points_2d=xy, visible=visible, points_3d=world * metric_scale, valid_3d=visible & (depth > 0),
-        camera_centres=camera_centres(w2c) * metric_scale,
-    ))  # fmt: skip
+    return AnnotatedFrames(
+        frames,
+        TrackAnnotations(
+            points_2d=xy,
+            visible=visible,
+            points_3d=world * metric_scale,
+            valid_3d=visible & (depth > 0),
+            camera_centres=camera_centres(w2c) * metric_scale,
+        ),
+    )
 
 
 def evenly_spaced(count: int, total: int) -> Tensor:
@@ -58,8 +65,9 @@ def evenly_spaced(count: int, total: int) -> Tensor:
     return torch.from_numpy(np.unique(np.linspace(0, total - 1, min(count, total)).round().astype(np.int64)))
 
 
-def from_ground_truth_tracks(path: Path, cameras: Cameras, time_ids: Tensor, to_nerfstudio: Tensor,
-                             metric_scale: float, max_frames: int) -> AnnotatedFrames:  # fmt: skip
+def from_ground_truth_tracks(
+    path: Path, cameras: Cameras, time_ids: Tensor, to_nerfstudio: Tensor, metric_scale: float, max_frames: int
+) -> AnnotatedFrames:
     """Tracks of ``path`` at up to ``max_frames`` evenly spaced training frames; ``to_nerfstudio``
     [4, 4] maps the tracks' world (metres) to nerfstudio units (the dataparser's transform × scale)."""
     with np.load(path) as data:
@@ -72,7 +80,13 @@ def from_ground_truth_tracks(path: Path, cameras: Cameras, time_ids: Tensor, to_
     Ks = cameras.get_intrinsics_matrices()[frames]
     xy, z = project(apply_transform(w2c[:, None], world_ns), Ks[:, None])
     seen = visible[:, steps].T & (z > 0)
-    return AnnotatedFrames(frames, TrackAnnotations(
-        points_2d=xy, visible=seen, points_3d=world_ns * metric_scale, valid_3d=seen,
-        camera_centres=camera_centres(w2c) * metric_scale,
-    ))  # fmt: skip
+    return AnnotatedFrames(
+        frames,
+        TrackAnnotations(
+            points_2d=xy,
+            visible=seen,
+            points_3d=world_ns * metric_scale,
+            valid_3d=seen,
+            camera_centres=camera_centres(w2c) * metric_scale,
+        ),
+    )

@@ -52,8 +52,16 @@ def known_depth_at(depth: Tensor, xy: Tensor) -> Tensor:
     return torch.where(known, sample_image(depth[..., None], xy)[:, 0], torch.zeros_like(xy[:, 0]))
 
 
-def load_track_batch(tracks: TrackSource, query: int, targets: Tensor, times: Tensor, viewmats: Tensor, Ks: Tensor,
-                     depth_of: Callable[[int], Tensor], pixel_scale: float) -> TrackBatch:  # fmt: skip
+def load_track_batch(
+    tracks: TrackSource,
+    query: int,
+    targets: Tensor,
+    times: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    depth_of: Callable[[int], Tensor],
+    pixel_scale: float,
+) -> TrackBatch:
     """Tracks of frame ``query`` into the ``targets`` [K] (training image indices). times [F],
     viewmats [F, 4, 4] and Ks [F, 3, 3] describe all training frames; depth_of(i) gives frame i's
     depth map [H, W]; pixel_scale converts track pixels to image pixels."""

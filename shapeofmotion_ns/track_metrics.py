@@ -75,8 +75,9 @@ def align_to_metric(predictions: TrackPredictions, annotations: TrackAnnotations
     return (s * apply_transform(matrix, predictions.points_3d.double())).float(), s
 
 
-def tracking_3d_metrics(points_3d: Tensor, annotations: TrackAnnotations,
-                        thresholds: Sequence[float] = METRIC_THRESHOLDS) -> Dict[str, float]:  # fmt: skip
+def tracking_3d_metrics(
+    points_3d: Tensor, annotations: TrackAnnotations, thresholds: Sequence[float] = METRIC_THRESHOLDS
+) -> Dict[str, float]:
     """EPE and δ3D@τ of aligned predictions [K, K, N, 3] (metres)."""
     K = points_3d.shape[0]
     epes, within = [], {tau: [] for tau in thresholds}
@@ -96,8 +97,9 @@ def tracking_3d_metrics(points_3d: Tensor, annotations: TrackAnnotations,
     return out
 
 
-def tracking_2d_metrics(predictions: TrackPredictions, annotations: TrackAnnotations,
-                        thresholds: Sequence[float] = PIXEL_THRESHOLDS) -> Dict[str, float]:  # fmt: skip
+def tracking_2d_metrics(
+    predictions: TrackPredictions, annotations: TrackAnnotations, thresholds: Sequence[float] = PIXEL_THRESHOLDS
+) -> Dict[str, float]:
     """AJ, ⟨δ_avg⟩ and occlusion accuracy (module docstring)."""
     K = annotations.visible.shape[0]
     target = annotations.points_2d[None].expand(K, -1, -1, -1)  # pair (i, j) → frame j's annotation
@@ -117,12 +119,16 @@ def tracking_2d_metrics(predictions: TrackPredictions, annotations: TrackAnnotat
         true_pos = (correct & pred_visible & evaluated).sum()
         false_pos = (((~target_visible) | ~close) & pred_visible & evaluated).sum()
         jaccards.append(true_pos / (positives + false_pos).clamp(min=1))
-    return {"aj": float(torch.stack(jaccards).mean()), "delta_avg": float(torch.stack(fractions).mean()),
-            "occlusion_accuracy": float(occlusion_accuracy)}  # fmt: skip
+    return {
+        "aj": float(torch.stack(jaccards).mean()),
+        "delta_avg": float(torch.stack(fractions).mean()),
+        "occlusion_accuracy": float(occlusion_accuracy),
+    }
 
 
-def visible_by_depth(rendered_depth: Tensor, point_depth: Tensor, metres_per_unit: float,
-                     tolerance: float = VISIBILITY_DEPTH_TOLERANCE) -> Tensor:  # fmt: skip
+def visible_by_depth(
+    rendered_depth: Tensor, point_depth: Tensor, metres_per_unit: float, tolerance: float = VISIBILITY_DEPTH_TOLERANCE
+) -> Tensor:
     """Predicted visibility when no visibility is predicted: the point's depth in camera j is
     within ``tolerance`` metres of the depth rendered at its pixel."""
     return (rendered_depth - point_depth).abs() * metres_per_unit < tolerance

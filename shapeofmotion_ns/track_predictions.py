@@ -21,8 +21,9 @@ from splat4d.geometry import apply_transform, camera_centres, project
 
 
 @torch.no_grad()
-def predict_tracks(model: ShapeOfMotionModel, cameras: Cameras, frames: torch.Tensor, points_2d: torch.Tensor,
-                   metres_per_unit: float) -> TrackPredictions:  # fmt: skip
+def predict_tracks(
+    model: ShapeOfMotionModel, cameras: Cameras, frames: torch.Tensor, points_2d: torch.Tensor, metres_per_unit: float
+) -> TrackPredictions:
     """frames [K] training image indices of ``cameras``; points_2d [K, N, 2] their annotated pixels."""
     model.eval()
     device = model.device
@@ -41,8 +42,17 @@ def predict_tracks(model: ShapeOfMotionModel, cameras: Cameras, frames: torch.Te
         in_targets = model.track_points(outputs, points_2d[i].to(device))  # [K, N, 3] in cameras j
         points_3d[i] = apply_transform(torch.linalg.inv(w2c)[:, None], in_targets)
     pixels, z = project(apply_transform(w2c[None, :, None], points_3d), Ks[None, :, None])  # [K, K, N]
-    rendered = torch.stack([torch.stack([sample_image(depths[j][..., None], pixels[i, j], padding_mode="zeros")[:, 0]
-                                         for j in range(K)]) for i in range(K)])  # fmt: skip
-    return TrackPredictions(points_3d=points_3d.cpu(), points_2d=pixels.cpu(),
-                            visible=visible_by_depth(rendered, z, metres_per_unit).cpu(),
-                            camera_centres=camera_centres(w2c).cpu())  # fmt: skip
+    rendered = torch.stack(
+        [
+            torch.stack(
+                [sample_image(depths[j][..., None], pixels[i, j], padding_mode="zeros")[:, 0] for j in range(K)]
+            )
+            for i in range(K)
+        ]
+    )
+    return TrackPredictions(
+        points_3d=points_3d.cpu(),
+        points_2d=pixels.cpu(),
+        visible=visible_by_depth(rendered, z, metres_per_unit).cpu(),
+        camera_centres=camera_centres(w2c).cpu(),
+    )

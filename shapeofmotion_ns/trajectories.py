@@ -35,12 +35,14 @@ def rainbow(values: Tensor) -> Tensor:
     return torch.cat([r, g, b], dim=1).clamp(0, 1)
 
 
-def sample_trajectories(positions: Tensor, opacities: Tensor, count: int, min_opacity: float = 0.5,
-                        seed: int = 0) -> TrajectorySample:  # fmt: skip
+def sample_trajectories(
+    positions: Tensor, opacities: Tensor, count: int, min_opacity: float = 0.5, seed: int = 0
+) -> TrajectorySample:
     """Up to ``count`` of G trajectories ``positions`` [G, T, 3] with opacities [G] (module docstring)."""
     if positions.ndim != 3 or positions.shape[-1] != 3 or opacities.shape != positions.shape[:1]:
-        raise ValueError(f"expected positions [G, T, 3] and opacities [G], got {tuple(positions.shape)} and "
-                         f"{tuple(opacities.shape)}")  # fmt: skip
+        raise ValueError(
+            f"expected positions [G, T, 3] and opacities [G], got {tuple(positions.shape)} and {tuple(opacities.shape)}"
+        )
     if count < 0:
         raise ValueError(f"count must be ≥ 0, got {count}")
     opaque = (opacities >= min_opacity).nonzero().squeeze(-1)
@@ -63,10 +65,16 @@ def draw_trajectories(scene: Any, sample: TrajectorySample, scale: float, line_w
     colors = (sample.colors * 255).round().to(torch.uint8).numpy()
     if sample.positions.shape[1] >= 2:
         for k, (path, color) in enumerate(zip(points, colors)):
-            handles.append(scene.add_spline_catmull_rom(f"{SCENE_NODE}/track_{k}", path, line_width=line_width,
-                                                        color=tuple(int(c) for c in color)))  # fmt: skip
+            handles.append(
+                scene.add_spline_catmull_rom(
+                    f"{SCENE_NODE}/track_{k}", path, line_width=line_width, color=tuple(int(c) for c in color)
+                )
+            )
     if len(points) > 0:
         per_point = colors[:, None].repeat(points.shape[1], axis=1).reshape(-1, 3)
-        handles.append(scene.add_point_cloud(f"{SCENE_NODE}/points", points=points.reshape(-1, 3), colors=per_point,
-                                             point_size=0.02 * scale))  # fmt: skip
+        handles.append(
+            scene.add_point_cloud(
+                f"{SCENE_NODE}/points", points=points.reshape(-1, 3), colors=per_point, point_size=0.02 * scale
+            )
+        )
     return handles

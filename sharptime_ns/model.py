@@ -158,7 +158,9 @@ class SharpTimeModel(DynamicSplatModel):
             if self.config.lr_schedule == "run" and attributes.optimizers is not None:
                 stretched = stretch_schedules(attributes.optimizers, run_steps)
                 if stretched:
-                    CONSOLE.log(f"learning-rate decays of {', '.join(stretched)} stretched to the run's {run_steps} steps")
+                    CONSOLE.log(
+                        f"learning-rate decays of {', '.join(stretched)} stretched to the run's {run_steps} steps"
+                    )
         return super().get_training_callbacks(attributes)
 
     # ----- temporal attributes -----
@@ -202,9 +204,14 @@ class SharpTimeModel(DynamicSplatModel):
         life = self.temporal_opacity(t_unit, times, tscales, tradii).squeeze(-1)
         self._last_life = (static.opacities, life)
         return RenderGaussians(
-            means=means, quats=static.quats, scales=static.scales, opacities=static.opacities * life,
-            colors=static.colors, sh_degree=static.sh_degree, subset_ids=keep,
-        )  # fmt: skip
+            means=means,
+            quats=static.quats,
+            scales=static.scales,
+            opacities=static.opacities * life,
+            colors=static.colors,
+            sh_degree=static.sh_degree,
+            subset_ids=keep,
+        )
 
     def densification_score(self, params, error: Tensor) -> Tensor:
         """s = λe·E + λo·O + λl·(1 − exp(−(‖v‖ + 1)/f)), E normalised to [0, 1]."""
@@ -225,8 +232,15 @@ class SharpTimeModel(DynamicSplatModel):
         if gaussians.sh_degree is not None:
             colors = view_dependent_colors(gaussians.sh_degree, gaussians.means, colors, viewmats)[0]
         self._probe = torch.zeros((colors.shape[0], 1), requires_grad=True, device=colors.device)
-        return RenderGaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
-                               torch.cat([colors, self._probe], dim=-1), None, gaussians.subset_ids)  # fmt: skip
+        return RenderGaussians(
+            gaussians.means,
+            gaussians.quats,
+            gaussians.scales,
+            gaussians.opacities,
+            torch.cat([colors, self._probe], dim=-1),
+            None,
+            gaussians.subset_ids,
+        )
 
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
         metrics = super().get_metrics_dict(outputs, batch)

@@ -48,8 +48,14 @@ class SharpTimeStrategy(Strategy):
         return self.absgs.absgrad
 
     def initialize_state(self, scene_scale: float = 1.0) -> Dict[str, Any]:
-        return {"absgs": self.absgs.initialize_state(scene_scale), "scene_scale": scene_scale,
-                "error": None, "error_count": None, "fixed_count": None, "relocated": 0}  # fmt: skip
+        return {
+            "absgs": self.absgs.initialize_state(scene_scale),
+            "scene_scale": scene_scale,
+            "error": None,
+            "error_count": None,
+            "fixed_count": None,
+            "relocated": 0,
+        }
 
     def check_sanity(self, params, optimizers) -> None:
         self.absgs.check_sanity(params, optimizers)
@@ -58,7 +64,9 @@ class SharpTimeStrategy(Strategy):
         if not self.in_stage2(step):
             self.absgs.step_pre_backward(params, optimizers, state["absgs"], step, info)
 
-    def step_post_backward(self, params, optimizers, state, step: int, info: Dict[str, Any], packed: bool = False) -> None:
+    def step_post_backward(
+        self, params, optimizers, state, step: int, info: Dict[str, Any], packed: bool = False
+    ) -> None:
         if not self.in_stage2(step):  # AbsGS is never called past the start of stage 2
             self.absgs.step_post_backward(params, optimizers, state["absgs"], step, info, packed)
             return
@@ -112,7 +120,8 @@ class SharpTimeStrategy(Strategy):
         large = torch.exp(params["scales"]).max(dim=-1).values > self.grow_scale3d * scene_scale
         if (chosen & ~large).any():
             duplicate(params, optimizers, ops_state, chosen & ~large)
-        is_split = torch.cat([chosen & large, torch.zeros(len(params["means"]) - len(chosen), dtype=torch.bool,
-                                                          device=chosen.device)])  # fmt: skip
+        is_split = torch.cat(
+            [chosen & large, torch.zeros(len(params["means"]) - len(chosen), dtype=torch.bool, device=chosen.device)]
+        )
         if is_split.any():
             split(params, optimizers, ops_state, is_split)

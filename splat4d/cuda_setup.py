@@ -110,12 +110,15 @@ def parse_nvidia_smi(summary: str, listing: str = "") -> GpuInfo:
     driver = re.search(r"Driver Version:\s*([0-9.]+)", summary)
     cuda = re.search(r"CUDA Version:\s*(\d+)\.(\d+)", summary)
     names = tuple(m.group(1).strip() for m in re.finditer(r"^GPU \d+:\s*(.+?)\s*(?:\(UUID:.*)?$", listing, re.M))
-    return GpuInfo(names=names, driver=driver.group(1) if driver else None,
-                   driver_cuda=CudaVersion(int(cuda.group(1)), int(cuda.group(2))) if cuda else None)  # fmt: skip
+    return GpuInfo(
+        names=names,
+        driver=driver.group(1) if driver else None,
+        driver_cuda=CudaVersion(int(cuda.group(1)), int(cuda.group(2))) if cuda else None,
+    )
 
 
 def torch_release(spec: str) -> Optional[str]:
-    """"2.5" from a pip spec such as "torch==2.5.1 torchvision==0.20.1"; None unless torch is pinned."""
+    """ "2.5" from a pip spec such as "torch==2.5.1 torchvision==0.20.1"; None unless torch is pinned."""
     match = re.search(r"(?:^|\s)torch==(\d+)\.(\d+)", spec)
     return f"{match.group(1)}.{match.group(2)}" if match else None
 
@@ -150,41 +153,54 @@ FORCE_CPU_HINT = f"({FORCE_CPU_ENV}=1 make setup installs the CPU-only set-up in
 
 def toolkit_install_hint(cuda: Optional[CudaVersion]) -> str:
     version = str(cuda) if cuda is not None else "12.x"
-    return (f"Install the CUDA toolkit {version} (e.g. `conda install -c nvidia cuda-toolkit={version}`, or "
-            f"NVIDIA's `cuda-toolkit-{version.replace('.', '-')}` package)")  # fmt: skip
+    return (
+        f"Install the CUDA toolkit {version} (e.g. `conda install -c nvidia cuda-toolkit={version}`, or "
+        f"NVIDIA's `cuda-toolkit-{version.replace('.', '-')}` package)"
+    )
 
 
 def missing_nvcc_message(gpu: GpuInfo, off_path: Optional[str]) -> str:
     head = f"{gpu.describe()} found, but "
     if off_path is not None:
         folder = os.path.dirname(off_path)
-        return (head + f"nvcc is not on PATH (there is one at {off_path}); gsplat compiles its CUDA kernels "
-                f"by running `nvcc`. Run `export PATH={folder}:$PATH` and `make setup` again. {FORCE_CPU_HINT}")  # fmt: skip
-    return (head + "no CUDA toolkit (nvcc): gsplat, which renders on the GPU, compiles its CUDA kernels with "
-            f"nvcc on first use. {toolkit_install_hint(gpu.driver_cuda)}, put its bin/ on PATH "
-            f"and run `make setup` again. {FORCE_CPU_HINT}")  # fmt: skip
+        return (
+            head + f"nvcc is not on PATH (there is one at {off_path}); gsplat compiles its CUDA kernels "
+            f"by running `nvcc`. Run `export PATH={folder}:$PATH` and `make setup` again. {FORCE_CPU_HINT}"
+        )
+    return (
+        head + "no CUDA toolkit (nvcc): gsplat, which renders on the GPU, compiles its CUDA kernels with "
+        f"nvcc on first use. {toolkit_install_hint(gpu.driver_cuda)}, put its bin/ on PATH "
+        f"and run `make setup` again. {FORCE_CPU_HINT}"
+    )
 
 
 def driver_too_old_message(driver_cuda: CudaVersion, nvcc: CudaVersion) -> str:
-    return (f"the NVIDIA driver supports CUDA up to {driver_cuda} but nvcc is CUDA {nvcc}: update the driver, or use an older "
-            f"toolkit. {toolkit_install_hint(driver_cuda)} and put it first on PATH, then run `make setup` again.")  # fmt: skip
+    return (
+        f"the NVIDIA driver supports CUDA up to {driver_cuda} but nvcc is CUDA {nvcc}: update the driver, or use an older "
+        f"toolkit. {toolkit_install_hint(driver_cuda)} and put it first on PATH, then run `make setup` again."
+    )
 
 
-def no_matching_build_message(release: Optional[str], builds: Sequence[CudaVersion], nvcc: CudaVersion,
-                              driver_cuda: Optional[CudaVersion]) -> str:  # fmt: skip
+def no_matching_build_message(
+    release: Optional[str], builds: Sequence[CudaVersion], nvcc: CudaVersion, driver_cuda: Optional[CudaVersion]
+) -> str:
     listed = ", ".join(str(b) for b in builds)
     driver = f" and a driver supporting CUDA ≤ {driver_cuda}" if driver_cuda is not None else ""
-    return (f"torch {release} is built for CUDA {listed}; none has nvcc's major version ({nvcc}){driver}. "
-            f"gsplat needs nvcc's major version to be torch's. Install a CUDA toolkit matching one of "
-            f"{listed}, or choose another torch: make TORCH_SPEC=\"torch==... torchvision==...\" setup.")  # fmt: skip
+    return (
+        f"torch {release} is built for CUDA {listed}; none has nvcc's major version ({nvcc}){driver}. "
+        f"gsplat needs nvcc's major version to be torch's. Install a CUDA toolkit matching one of "
+        f'{listed}, or choose another torch: make TORCH_SPEC="torch==... torchvision==..." setup.'
+    )
 
 
 def major_mismatch_message(torch_version: str, torch_cuda: str, nvcc: CudaVersion) -> str:
     hint = toolkit_install_hint(CudaVersion.parse(torch_cuda))
-    return (f"torch {torch_version} is built for CUDA {torch_cuda} but nvcc is CUDA {nvcc}: gsplat cannot "
-            f"compile its kernels when the major versions differ. {hint} "
-            f"and put it first on PATH, or reinstall torch for CUDA {nvcc.major} "
-            f"(rm -r .venv; make TORCH_CUDA_TAG={nvcc.tag} setup), then run `make setup` again.")  # fmt: skip
+    return (
+        f"torch {torch_version} is built for CUDA {torch_cuda} but nvcc is CUDA {nvcc}: gsplat cannot "
+        f"compile its kernels when the major versions differ. {hint} "
+        f"and put it first on PATH, or reinstall torch for CUDA {nvcc.major} "
+        f"(rm -r .venv; make TORCH_CUDA_TAG={nvcc.tag} setup), then run `make setup` again."
+    )
 
 
 # ----- probing the machine -----
@@ -241,8 +257,11 @@ def torch_index_args(spec: str, cuda_tag: Optional[str]) -> List[str]:
     build = choose_cuda_build(release, nvcc, gpu.driver_cuda)
     print(f"cuda_setup: {gpu.describe()}, nvcc {nvcc}: torch for CUDA {build}", file=sys.stderr)
     if release not in TORCH_CUDA_BUILDS:
-        print(f"cuda_setup: torch {release or spec} is not in splat4d's table of CUDA builds; if pip finds no "
-              f"{build.tag} build of it, choose one: make TORCH_CUDA_TAG=cu1XY setup", file=sys.stderr)  # fmt: skip
+        print(
+            f"cuda_setup: torch {release or spec} is not in splat4d's table of CUDA builds; if pip finds no "
+            f"{build.tag} build of it, choose one: make TORCH_CUDA_TAG=cu1XY setup",
+            file=sys.stderr,
+        )
     return pip_torch_args(build)
 
 
@@ -255,13 +274,17 @@ def finish() -> None:
     gpu = probe_gpu()
     nvcc = checked_toolkit(gpu)
     if torch.version.cuda is None:
-        raise SetupError(f"torch {torch.__version__} in .venv is a CPU build on a machine with {gpu.describe()}: "
-                         f"rm -r .venv and run `make setup` again (it installs a CUDA build).")  # fmt: skip
+        raise SetupError(
+            f"torch {torch.__version__} in .venv is a CPU build on a machine with {gpu.describe()}: "
+            f"rm -r .venv and run `make setup` again (it installs a CUDA build)."
+        )
     if CudaVersion.parse(torch.version.cuda).major != nvcc.major:
         raise SetupError(major_mismatch_message(torch.__version__, torch.version.cuda, nvcc))
     if not torch.cuda.is_available():
-        raise SetupError(f"torch {torch.__version__} (CUDA {torch.version.cuda}) cannot use {gpu.describe()}: "
-                         f"the driver is probably older than CUDA {torch.version.cuda} needs; update it.")  # fmt: skip
+        raise SetupError(
+            f"torch {torch.__version__} (CUDA {torch.version.cuda}) cannot use {gpu.describe()}: "
+            f"the driver is probably older than CUDA {torch.version.cuda} needs; update it."
+        )
     install_pycolmap_cuda(gpu)
     build_gsplat()
 
@@ -280,8 +303,11 @@ def install_pycolmap_cuda(gpu: GpuInfo) -> None:
     installed = subprocess.run([*pip, "install", "--force-reinstall", "--no-deps", f"pycolmap-cuda12=={version}"])
     if installed.returncode != 0:
         subprocess.run([*pip, "install", "--no-deps", f"pycolmap=={version}"], check=True)
-        print(f"cuda_setup: pycolmap-cuda12=={version} could not be installed; keeping the CPU pycolmap "
-              "(SIFT and matching of the initializations run on the CPU)", file=sys.stderr)  # fmt: skip
+        print(
+            f"cuda_setup: pycolmap-cuda12=={version} could not be installed; keeping the CPU pycolmap "
+            "(SIFT and matching of the initializations run on the CPU)",
+            file=sys.stderr,
+        )
         return
     print(f"cuda_setup: pycolmap-cuda12=={version} installed", file=sys.stderr)
 

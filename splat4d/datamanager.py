@@ -49,8 +49,10 @@ class LazyImages:
                 return self._cache[idx]
         camera = self.dataset.cameras[idx]
         if camera.distortion_params is not None and torch.any(camera.distortion_params != 0):
-            raise ValueError(f"image {self.dataset.image_filenames[idx]} has lens distortion: the dataparser "
-                             "must undistort images for the lazy datamanager")  # fmt: skip
+            raise ValueError(
+                f"image {self.dataset.image_filenames[idx]} has lens distortion: the dataparser "
+                "must undistort images for the lazy datamanager"
+            )
         data = self.dataset.get_data(idx, image_type=self.image_type)  # decoded outside the lock
         if self.cache_size > 0:
             with self._lock:

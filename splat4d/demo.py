@@ -65,9 +65,17 @@ class ImageFit:
     def render(self) -> Tensor:
         p = self.params
         image, _, _ = rasterize(
-            p["means"], p["quats"], torch.exp(p["log_scales"]), torch.sigmoid(p["opacity_logits"]), p["colors"],
-            self.viewmat, self.K, self.width, self.height, backend=self.backend,
-        )  # fmt: skip
+            p["means"],
+            p["quats"],
+            torch.exp(p["log_scales"]),
+            torch.sigmoid(p["opacity_logits"]),
+            p["colors"],
+            self.viewmat,
+            self.K,
+            self.width,
+            self.height,
+            backend=self.backend,
+        )
         return image
 
     def step(self) -> float:

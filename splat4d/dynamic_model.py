@@ -57,9 +57,14 @@ class RenderGaussians:
     def select(self, keep: Tensor) -> "RenderGaussians":
         ids = keep.nonzero().squeeze(-1) if keep.dtype == torch.bool else keep
         return RenderGaussians(
-            self.means[ids], self.quats[ids], self.scales[ids], self.opacities[ids], self.colors[ids],
-            self.sh_degree, ids if self.subset_ids is None else self.subset_ids[ids],
-        )  # fmt: skip
+            self.means[ids],
+            self.quats[ids],
+            self.scales[ids],
+            self.opacities[ids],
+            self.colors[ids],
+            self.sh_degree,
+            ids if self.subset_ids is None else self.subset_ids[ids],
+        )
 
 
 @dataclass
@@ -96,8 +101,12 @@ class DynamicSplatModel(SplatfactoModel):
             else get_color(self.config.background_color)
         )
         if self.config.use_bilateral_grid:
-            self.bil_grids = BilateralGrid(num=self.num_train_data, grid_X=self.config.grid_shape[0],
-                                           grid_Y=self.config.grid_shape[1], grid_W=self.config.grid_shape[2])  # fmt: skip
+            self.bil_grids = BilateralGrid(
+                num=self.num_train_data,
+                grid_X=self.config.grid_shape[0],
+                grid_Y=self.config.grid_shape[1],
+                grid_W=self.config.grid_shape[2],
+            )
         self.strategy = self.build_strategy()
         self.strategy_state = self.strategy.initialize_state(scene_scale=1.0)
         self._said_no_time = False
@@ -141,14 +150,22 @@ class DynamicSplatModel(SplatfactoModel):
                 f"reset period (reset_alpha_every × refine_every = {reset_every} steps): densification would never run"
             )
         return DefaultStrategy(
-            prune_opa=cfg.cull_alpha_thresh, grow_grad2d=cfg.densify_grad_thresh, grow_scale3d=cfg.densify_size_thresh,
-            grow_scale2d=cfg.split_screen_size, prune_scale3d=cfg.cull_scale_thresh,
-            prune_scale2d=cfg.cull_screen_size, refine_scale2d_stop_iter=cfg.stop_screen_size_at,
-            refine_start_iter=cfg.warmup_length, refine_stop_iter=cfg.stop_split_at,
-            reset_every=reset_every, refine_every=cfg.refine_every,
-            pause_refine_after_reset=cfg.pause_refine_after_reset, absgrad=cfg.use_absgrad,
-            revised_opacity=False, verbose=False,
-        )  # fmt: skip
+            prune_opa=cfg.cull_alpha_thresh,
+            grow_grad2d=cfg.densify_grad_thresh,
+            grow_scale3d=cfg.densify_size_thresh,
+            grow_scale2d=cfg.split_screen_size,
+            prune_scale3d=cfg.cull_scale_thresh,
+            prune_scale2d=cfg.cull_screen_size,
+            refine_scale2d_stop_iter=cfg.stop_screen_size_at,
+            refine_start_iter=cfg.warmup_length,
+            refine_stop_iter=cfg.stop_split_at,
+            reset_every=reset_every,
+            refine_every=cfg.refine_every,
+            pause_refine_after_reset=cfg.pause_refine_after_reset,
+            absgrad=cfg.use_absgrad,
+            revised_opacity=False,
+            verbose=False,
+        )
 
     def step_post_backward(self, step: int) -> None:
         assert step == self.step
@@ -156,9 +173,13 @@ class DynamicSplatModel(SplatfactoModel):
         if info.get("subset_ids") is not None:
             info, packed = packed_info_for_subset(info, info["subset_ids"]), True
         self.strategy.step_post_backward(
-            params=self.gauss_params, optimizers=self.optimizers, state=self.strategy_state,
-            step=self.step, info=info, packed=packed,
-        )  # fmt: skip
+            params=self.gauss_params,
+            optimizers=self.optimizers,
+            state=self.strategy_state,
+            step=self.step,
+            info=info,
+            packed=packed,
+        )
 
     # ----- time -----
     def camera_time(self, camera: Cameras) -> float:
@@ -185,9 +206,13 @@ class DynamicSplatModel(SplatfactoModel):
         if sh_degree is None:
             colors = torch.sigmoid(colors[:, 0])
         return RenderGaussians(
-            means=self.means, quats=self.quats, scales=torch.exp(self.scales),
-            opacities=torch.sigmoid(self.opacities).squeeze(-1), colors=colors, sh_degree=sh_degree,
-        )  # fmt: skip
+            means=self.means,
+            quats=self.quats,
+            scales=torch.exp(self.scales),
+            opacities=torch.sigmoid(self.opacities).squeeze(-1),
+            colors=colors,
+            sh_degree=sh_degree,
+        )
 
     def prepare_for_render(self, gaussians: RenderGaussians, viewmats: Tensor) -> RenderGaussians:
         """Last change before rasterizing (e.g. extra feature channels); identity here."""
@@ -206,7 +231,9 @@ class DynamicSplatModel(SplatfactoModel):
         if self.crop_box is not None and not self.training:
             inside = self.crop_box.within(gaussians.means).squeeze()
             if inside.sum() == 0:
-                return self.get_empty_outputs(int(camera.width.item()), int(camera.height.item()), self.background_color)
+                return self.get_empty_outputs(
+                    int(camera.width.item()), int(camera.height.item()), self.background_color
+                )
             gaussians = gaussians.select(inside)
 
         scale = self._get_downscale_factor()
@@ -220,14 +247,27 @@ class DynamicSplatModel(SplatfactoModel):
         gaussians = self.prepare_for_render(gaussians, viewmat)
         render_mode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
         render, alpha, self.info = rasterize(
-            means=gaussians.means, quats=gaussians.quats, scales=gaussians.scales, opacities=gaussians.opacities,
-            colors=gaussians.colors, viewmats=viewmat, Ks=K, width=W, height=H, packed=False,
-            render_mode=render_mode, sh_degree=gaussians.sh_degree, absgrad=self.strategy.absgrad,
-            rasterize_mode=self.config.rasterize_mode, backend=self.config.rasterizer_backend,
-        )  # fmt: skip
+            means=gaussians.means,
+            quats=gaussians.quats,
+            scales=gaussians.scales,
+            opacities=gaussians.opacities,
+            colors=gaussians.colors,
+            viewmats=viewmat,
+            Ks=K,
+            width=W,
+            height=H,
+            packed=False,
+            render_mode=render_mode,
+            sh_degree=gaussians.sh_degree,
+            absgrad=self.strategy.absgrad,
+            rasterize_mode=self.config.rasterize_mode,
+            backend=self.config.rasterizer_backend,
+        )
         self.info["subset_ids"] = gaussians.subset_ids
         if self.training:
-            self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
+            self.strategy.step_pre_backward(
+                self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info
+            )
 
         background = self._get_background_color()
         rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)

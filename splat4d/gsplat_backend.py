@@ -13,8 +13,10 @@ import torch
 
 _loaded = False
 
-FIX = ("`make setup` on this machine checks the CUDA toolkit, says what is missing and builds the "
-       "extension once (see README, GPU).")  # fmt: skip
+FIX = (
+    "`make setup` on this machine checks the CUDA toolkit, says what is missing and builds the "
+    "extension once (see README, GPU)."
+)
 
 
 def require_gsplat_cuda() -> None:

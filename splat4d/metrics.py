@@ -47,8 +47,10 @@ class LazyLPIPS:
 
                 self._metric = LearnedPerceptualImagePatchSimilarity(normalize=True)
             else:
-                CONSOLE.print(f"[yellow]LPIPS unavailable: AlexNet weights not found at {weights}; "
-                              "reporting PSNR/SSIM only (place the file there to enable LPIPS).")  # fmt: skip
+                CONSOLE.print(
+                    f"[yellow]LPIPS unavailable: AlexNet weights not found at {weights}; "
+                    "reporting PSNR/SSIM only (place the file there to enable LPIPS)."
+                )
         return self._metric is not None
 
     def __call__(self, pred: Tensor, gt: Tensor) -> Tensor:
@@ -67,7 +69,6 @@ def image_metrics(pred: Tensor, gt: Tensor, lpips: Optional[LazyLPIPS] = None) -
     if lpips is not None and lpips.available:
         out["lpips"] = float(lpips(pred, gt))
     return out
-
 
 
 class LPIPSLoss:

@@ -29,10 +29,16 @@ def quat_to_rotmat(quats: Tensor) -> Tensor:
     """Rotation matrices [..., 3, 3] from (w, x, y, z) quaternions [..., 4] (normalised here)."""
     w, x, y, z = F.normalize(quats, dim=-1).unbind(-1)
     rows = (
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    )  # fmt: skip
+        1 - 2 * (y * y + z * z),
+        2 * (x * y - w * z),
+        2 * (x * z + w * y),
+        2 * (x * y + w * z),
+        1 - 2 * (x * x + z * z),
+        2 * (y * z - w * x),
+        2 * (x * z - w * y),
+        2 * (y * z + w * x),
+        1 - 2 * (x * x + y * y),
+    )
     return torch.stack(rows, dim=-1).reshape(quats.shape[:-1] + (3, 3))
 
 
@@ -80,9 +86,9 @@ def project_gaussians(
         max=(height - cy) / fy + _FRUSTUM_GUARD * tan_fovy,
     )
     zeros = torch.zeros_like(z)
-    J = torch.stack(
-        [fx / z, zeros, -fx * tx / (z * z), zeros, fy / z, -fy * ty / (z * z)], dim=-1
-    ).reshape(z.shape + (2, 3))
+    J = torch.stack([fx / z, zeros, -fx * tx / (z * z), zeros, fy / z, -fy * ty / (z * z)], dim=-1).reshape(
+        z.shape + (2, 3)
+    )
     cov2d = J @ covars_c @ J.transpose(-1, -2)  # [C, N, 2, 2]
     means2d = torch.stack([fx * x / z + cx, fy * y / z + cy], dim=-1)
 

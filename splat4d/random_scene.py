@@ -29,7 +29,9 @@ class Scene:
 def look_at_viewmat(eye: Tensor, target: Tensor) -> Tensor:
     """World->camera matrix (OpenCV axes: x right, y down, z forward) looking from eye to target."""
     forward = torch.nn.functional.normalize(target - eye, dim=0)
-    right = torch.nn.functional.normalize(torch.linalg.cross(forward, torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype)), dim=0)
+    right = torch.nn.functional.normalize(
+        torch.linalg.cross(forward, torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype)), dim=0
+    )
     down = torch.linalg.cross(forward, right)
     R = torch.stack([right, down, forward])  # rows: camera axes in world coordinates
     viewmat = torch.eye(4, dtype=eye.dtype)

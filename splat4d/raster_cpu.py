@@ -100,7 +100,9 @@ def load_extension():
         if _error is not None:
             raise RuntimeError(_error)
         if os.environ.get("SPLAT4D_DISABLE_CPU_KERNEL", "") not in ("", "0"):
-            raise RuntimeError(f"the compiled CPU rasterizer is disabled by SPLAT4D_DISABLE_CPU_KERNEL. {_FALLBACK_HINT}")
+            raise RuntimeError(
+                f"the compiled CPU rasterizer is disabled by SPLAT4D_DISABLE_CPU_KERNEL. {_FALLBACK_HINT}"
+            )
         try:
             # (importing cpp_extension on a machine without CUDA logs a confusing CUDA_HOME warning)
             cpp_logger = logging.getLogger("torch.utils.cpp_extension")
@@ -125,10 +127,7 @@ def load_extension():
             detail = str(err).strip()
             if len(detail) > 4000:
                 detail = "...\n" + detail[-4000:]
-            _error = (
-                f"compiling the CPU rasterizer {_SOURCE} failed ({type(err).__name__}): {detail}\n"
-                f"{_FALLBACK_HINT}"
-            )
+            _error = f"compiling the CPU rasterizer {_SOURCE} failed ({type(err).__name__}): {detail}\n{_FALLBACK_HINT}"
             raise RuntimeError(_error) from err
         logger.info("CPU rasterizer ready after %.1f s", time.perf_counter() - start)
         _ext = ext
@@ -150,8 +149,20 @@ def _prepare(t: Tensor, dtype: torch.dtype) -> Tensor:
 
 class _RasterizeToPixelsCPU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means2d, conics, colors, opacities, backgrounds, width, height, tile_size,
-                isect_offsets, flatten_ids, absgrad):  # fmt: skip
+    def forward(
+        ctx,
+        means2d,
+        conics,
+        colors,
+        opacities,
+        backgrounds,
+        width,
+        height,
+        tile_size,
+        isect_offsets,
+        flatten_ids,
+        absgrad,
+    ):
         ext = load_extension()
         dtype = means2d.dtype
         m, co, cl, op = (_prepare(t, dtype) for t in (means2d, conics, colors, opacities))
@@ -180,10 +191,22 @@ class _RasterizeToPixelsCPU(torch.autograd.Function):
         v_means2d = v_conics = v_colors = v_opacities = v_backgrounds = None
         if any(need[:4]) or ctx.absgrad:
             grads = load_extension().rasterize_bwd(
-                m, co, cl, op, bg, width, height, tile_size, offsets, ids, T_final, last_ids,
-                v_render_colors.to(m.dtype).contiguous(), v_render_alphas.to(m.dtype).contiguous(),
+                m,
+                co,
+                cl,
+                op,
+                bg,
+                width,
+                height,
+                tile_size,
+                offsets,
+                ids,
+                T_final,
+                last_ids,
+                v_render_colors.to(m.dtype).contiguous(),
+                v_render_alphas.to(m.dtype).contiguous(),
                 ctx.allow_avx2,
-            )  # fmt: skip
+            )
             grads = grads.view(C, N, 8 + D)
             if need[0]:
                 v_means2d = grads[..., 0:2]
@@ -197,11 +220,12 @@ class _RasterizeToPixelsCPU(torch.autograd.Function):
                 ctx.means2d_obj.absgrad = grads[..., 6:8].contiguous()
         if need[4]:
             v_backgrounds = (v_render_colors * T_final[..., None]).sum(dim=(1, 2))
-        return (v_means2d, v_conics, v_colors, v_opacities, v_backgrounds,
-                None, None, None, None, None, None)  # fmt: skip
+        return (v_means2d, v_conics, v_colors, v_opacities, v_backgrounds, None, None, None, None, None, None)
 
 
-def _check_inputs(means2d, conics, colors, opacities, width, height, tile_size, isect_offsets, flatten_ids, backgrounds):
+def _check_inputs(
+    means2d, conics, colors, opacities, width, height, tile_size, isect_offsets, flatten_ids, backgrounds
+):
     floats = {"means2d": means2d, "conics": conics, "colors": colors, "opacities": opacities}
     if backgrounds is not None:
         floats["backgrounds"] = backgrounds
@@ -257,9 +281,28 @@ def rasterize_to_pixels_cpu(
 
     Differentiable w.r.t. means2d, conics, colors, opacities and backgrounds (first order).
     Raises RuntimeError if the extension cannot be compiled (see ``load_extension``)."""
-    _check_inputs(means2d, conics, colors, opacities, image_width, image_height, tile_size,
-                  isect_offsets, flatten_ids, backgrounds)  # fmt: skip
+    _check_inputs(
+        means2d,
+        conics,
+        colors,
+        opacities,
+        image_width,
+        image_height,
+        tile_size,
+        isect_offsets,
+        flatten_ids,
+        backgrounds,
+    )
     return _RasterizeToPixelsCPU.apply(
-        means2d, conics, colors, opacities, backgrounds, int(image_width), int(image_height),
-        int(tile_size), isect_offsets, flatten_ids, bool(absgrad),
-    )  # fmt: skip
+        means2d,
+        conics,
+        colors,
+        opacities,
+        backgrounds,
+        int(image_width),
+        int(image_height),
+        int(tile_size),
+        isect_offsets,
+        flatten_ids,
+        bool(absgrad),
+    )

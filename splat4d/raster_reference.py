@@ -97,7 +97,9 @@ def rasterize_to_pixels_reference(
         sink = torch.zeros((C * N, 2), dtype=dtype, device=device)
         means2d.absgrad = sink.view(C, N, 2)
 
-    ii, jj = torch.meshgrid(torch.arange(tile_size, device=device), torch.arange(tile_size, device=device), indexing="ij")
+    ii, jj = torch.meshgrid(
+        torch.arange(tile_size, device=device), torch.arange(tile_size, device=device), indexing="ij"
+    )
     local_pix = torch.stack([jj.flatten(), ii.flatten()], dim=-1).to(dtype) + 0.5  # [P, 2] (x, y)
     P = tile_size * tile_size
 

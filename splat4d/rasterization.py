@@ -67,12 +67,28 @@ def rasterize(
         require_gsplat_cuda()  # a clear error instead of gsplat's "'NoneType' object has no attribute"
 
         return rasterization(
-            means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-            near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, eps2d=eps2d,
-            sh_degree=sh_degree, packed=packed, tile_size=tile_size, backgrounds=backgrounds,
-            render_mode=render_mode, sparse_grad=sparse_grad, absgrad=absgrad,
+            means,
+            quats,
+            scales,
+            opacities,
+            colors,
+            viewmats,
+            Ks,
+            width,
+            height,
+            near_plane=near_plane,
+            far_plane=far_plane,
+            radius_clip=radius_clip,
+            eps2d=eps2d,
+            sh_degree=sh_degree,
+            packed=packed,
+            tile_size=tile_size,
+            backgrounds=backgrounds,
+            render_mode=render_mode,
+            sparse_grad=sparse_grad,
+            absgrad=absgrad,
             rasterize_mode=rasterize_mode,
-        )  # fmt: skip
+        )
     if backend not in ("cpu", "reference"):
         raise ValueError(f"unknown rasterization backend {backend!r}")
     if packed:
@@ -83,10 +99,19 @@ def rasterize(
     C, N = viewmats.shape[0], means.shape[0]
 
     proj = project_gaussians(
-        means, quats, scales, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane,
-        far_plane=far_plane, radius_clip=radius_clip,
+        means,
+        quats,
+        scales,
+        viewmats,
+        Ks,
+        width,
+        height,
+        eps2d=eps2d,
+        near_plane=near_plane,
+        far_plane=far_plane,
+        radius_clip=radius_clip,
         calc_compensations=rasterize_mode == "antialiased",
-    )  # fmt: skip
+    )
     opacities = opacities.expand(C, N)
     if proj.compensations is not None:
         opacities = opacities * proj.compensations
@@ -107,9 +132,18 @@ def rasterize(
     isect_offsets, flatten_ids = intersect_tiles(proj.means2d, proj.radii, proj.depths, tile_size, width, height)
     composite = _cpu_compositor() if backend == "cpu" else rasterize_to_pixels_reference
     render, alphas = composite(
-        proj.means2d, proj.conics, colors.contiguous(), opacities.contiguous(), width, height,
-        tile_size, isect_offsets, flatten_ids, backgrounds=backgrounds, absgrad=absgrad,
-    )  # fmt: skip
+        proj.means2d,
+        proj.conics,
+        colors.contiguous(),
+        opacities.contiguous(),
+        width,
+        height,
+        tile_size,
+        isect_offsets,
+        flatten_ids,
+        backgrounds=backgrounds,
+        absgrad=absgrad,
+    )
     if render_mode in ("ED", "RGB+ED"):  # expected depth: normalise by accumulated opacity
         render = torch.cat([render[..., :-1], render[..., -1:] / alphas.clamp(min=1e-10)], dim=-1)
 
@@ -151,8 +185,14 @@ def _cpu_compositor():
 
 def _check_shapes(means, quats, scales, opacities, colors, viewmats, Ks, sh_degree) -> None:
     N, C = means.shape[0], viewmats.shape[0]
-    expected = {"means": (means, (N, 3)), "quats": (quats, (N, 4)), "scales": (scales, (N, 3)),
-                "opacities": (opacities, (N,)), "viewmats": (viewmats, (C, 4, 4)), "Ks": (Ks, (C, 3, 3))}  # fmt: skip
+    expected = {
+        "means": (means, (N, 3)),
+        "quats": (quats, (N, 4)),
+        "scales": (scales, (N, 3)),
+        "opacities": (opacities, (N,)),
+        "viewmats": (viewmats, (C, 4, 4)),
+        "Ks": (Ks, (C, 3, 3)),
+    }
     for name, (tensor, shape) in expected.items():
         if tuple(tensor.shape) != shape:
             raise ValueError(f"{name} must have shape {list(shape)}, got {list(tensor.shape)}")

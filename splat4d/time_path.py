@@ -23,17 +23,32 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.utils.rich_utils import CONSOLE
 
 
-def time_sweep_path(cameras: Cameras, index: int, num_frames: int, fps: float, t0: float = 0.0, t1: float = 1.0) -> Dict[str, Any]:
+def time_sweep_path(
+    cameras: Cameras, index: int, num_frames: int, fps: float, t0: float = 0.0, t1: float = 1.0
+) -> Dict[str, Any]:
     """Camera-path dict: camera ``index`` held still while render_time goes from t0 to t1."""
     cam = cameras[index]
     width, height = int(cam.width), int(cam.height)
     fov = math.degrees(2 * math.atan(0.5 * height / float(cam.fy)))
     c2w = cam.camera_to_worlds.tolist() + [[0.0, 0.0, 0.0, 1.0]]
     flat = [v for row in c2w for v in row]
-    frames = [{"camera_to_world": flat, "fov": fov, "aspect": width / height,
-               "render_time": t0 + (t1 - t0) * i / max(num_frames - 1, 1)} for i in range(num_frames)]  # fmt: skip
-    return {"camera_type": "perspective", "render_height": height, "render_width": width,
-            "camera_path": frames, "fps": fps, "seconds": num_frames / fps}  # fmt: skip
+    frames = [
+        {
+            "camera_to_world": flat,
+            "fov": fov,
+            "aspect": width / height,
+            "render_time": t0 + (t1 - t0) * i / max(num_frames - 1, 1),
+        }
+        for i in range(num_frames)
+    ]
+    return {
+        "camera_type": "perspective",
+        "render_height": height,
+        "render_width": width,
+        "camera_path": frames,
+        "fps": fps,
+        "seconds": num_frames / fps,
+    }
 
 
 def add_times(path: Dict[str, Any], t0: float = 0.0, t1: float = 1.0) -> Dict[str, Any]:
@@ -73,8 +88,9 @@ class TimePath:
             outputs = datamanager.dataparser.setup().get_dataparser_outputs(split="test")
             if not 0 <= self.camera_index < len(outputs.cameras):
                 raise SystemExit(f"--camera-index must be in [0, {len(outputs.cameras) - 1}]")
-            path = time_sweep_path(outputs.cameras, self.camera_index, self.num_frames, self.fps,
-                                   self.start_time, self.end_time)  # fmt: skip
+            path = time_sweep_path(
+                outputs.cameras, self.camera_index, self.num_frames, self.fps, self.start_time, self.end_time
+            )
         self.output_path.parent.mkdir(parents=True, exist_ok=True)
         self.output_path.write_text(json.dumps(path, indent=1))
         CONSOLE.print(f"wrote {len(path['camera_path'])} keyframes with render_time to {self.output_path}")

@@ -43,9 +43,13 @@ def window_psnr(pred: np.ndarray, gt: np.ndarray, frames: List[int]) -> float:
 
 
 def event_region_psnr(
-    pred: np.ndarray, gt: np.ndarray, object_ids: np.ndarray, transient_ids: Iterable[int], events: Iterable[int],
+    pred: np.ndarray,
+    gt: np.ndarray,
+    object_ids: np.ndarray,
+    transient_ids: Iterable[int],
+    events: Iterable[int],
     radius: int = 2,
-) -> float:  # fmt: skip
+) -> float:
     """PSNR pooled over, for each event, the frames within ``radius`` of it and the pixels that one of
     ``transient_ids`` covers in any of those frames (object ids [F, H, W]); NaN if there are none."""
     on_transient = np.isin(object_ids, list(transient_ids))

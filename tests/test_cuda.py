@@ -37,19 +37,36 @@ def render_and_backprop(scene, device: str, backend: str, sh_degree, render_mode
     leaves = [p.detach().to(device).requires_grad_() for p in scene.params()]
     means, quats, scales, opacities, colors = leaves
     render, alpha, info = rasterize(
-        means, quats, scales, opacities, colors, scene.viewmats.to(device), scene.Ks.to(device), W, H,
-        sh_degree=sh_degree, render_mode=render_mode, rasterize_mode=rasterize_mode, absgrad=True, backend=backend,
-    )  # fmt: skip
+        means,
+        quats,
+        scales,
+        opacities,
+        colors,
+        scene.viewmats.to(device),
+        scene.Ks.to(device),
+        W,
+        H,
+        sh_degree=sh_degree,
+        render_mode=render_mode,
+        rasterize_mode=rasterize_mode,
+        absgrad=True,
+        backend=backend,
+    )
     info["means2d"].retain_grad()
     g = torch.Generator().manual_seed(7)
     weights = torch.rand(render.shape, generator=g).to(device)
     alpha_weights = torch.rand(alpha.shape, generator=g).to(device)
     ((render * weights).sum() + (alpha * alpha_weights).sum()).backward()
     out = {
-        "render": render, "alpha": alpha, "radii": info["radii"], "means2d.grad": info["means2d"].grad,
-        "means2d.absgrad": info["means2d"].absgrad, "means.grad": means.grad, "colors.grad": colors.grad,
+        "render": render,
+        "alpha": alpha,
+        "radii": info["radii"],
+        "means2d.grad": info["means2d"].grad,
+        "means2d.absgrad": info["means2d"].absgrad,
+        "means.grad": means.grad,
+        "colors.grad": colors.grad,
         "opacities.grad": opacities.grad,
-    }  # fmt: skip
+    }
     return {k: v.detach().cpu() for k, v in out.items()}, info
 
 
@@ -101,8 +118,23 @@ def test_info_layout_the_strategies_read():
     scene = random_scene(2000, W, H, n_cameras=2, seed=2)
     _, cpu = render_and_backprop(scene, "cpu", "cpu", None, "RGB", "classic")
     _, gpu = render_and_backprop(scene, "cuda", "gsplat", None, "RGB", "classic")
-    read = ("means2d", "radii", "depths", "conics", "opacities", "width", "height", "n_cameras", "gaussian_ids",
-            "camera_ids", "tile_width", "tile_height", "tile_size", "isect_offsets", "flatten_ids")  # fmt: skip
+    read = (
+        "means2d",
+        "radii",
+        "depths",
+        "conics",
+        "opacities",
+        "width",
+        "height",
+        "n_cameras",
+        "gaussian_ids",
+        "camera_ids",
+        "tile_width",
+        "tile_height",
+        "tile_size",
+        "isect_offsets",
+        "flatten_ids",
+    )
     assert set(read) <= set(cpu) and set(read) <= set(gpu)
     for key in ("means2d", "radii", "depths", "conics", "opacities"):
         assert cpu[key].shape == gpu[key].shape and cpu[key].dtype == gpu[key].dtype, key
@@ -121,11 +153,26 @@ def sharptime_camera(i: int, t: float) -> Cameras:
 def test_sharptime_both_stages_on_cuda():
     from sharptime_ns.model import SharpTimeModelConfig
 
-    cfg = SharpTimeModelConfig(num_random=2000, random_scale=1.5, refine_every=4, warmup_length=2, reset_alpha_every=1000,
-                               sh_degree=1, densify_grad_thresh=1e-7, cull_alpha_thresh=0.05, num_downscales=0,
-                               background_color="black", total_steps=36, stage1_fraction=1 / 3)  # fmt: skip
-    model = cfg.setup(scene_box=SceneBox(torch.tensor([[-1.0, -1, -1], [1, 1, 1]])), num_train_data=4,
-                      metadata={"num_frames": 5, "fps": 30.0}, device="cuda").to("cuda")  # fmt: skip
+    cfg = SharpTimeModelConfig(
+        num_random=2000,
+        random_scale=1.5,
+        refine_every=4,
+        warmup_length=2,
+        reset_alpha_every=1000,
+        sh_degree=1,
+        densify_grad_thresh=1e-7,
+        cull_alpha_thresh=0.05,
+        num_downscales=0,
+        background_color="black",
+        total_steps=36,
+        stage1_fraction=1 / 3,
+    )
+    model = cfg.setup(
+        scene_box=SceneBox(torch.tensor([[-1.0, -1, -1], [1, 1, 1]])),
+        num_train_data=4,
+        metadata={"num_frames": 5, "fps": 30.0},
+        device="cuda",
+    ).to("cuda")
     optimizers = {name: torch.optim.Adam(params, lr=1e-3) for name, params in model.get_param_groups().items()}
     holder = type("Optimizers", (), {"optimizers": optimizers})()
     model.train()
@@ -166,7 +213,9 @@ def test_shapeofmotion_trains_on_cuda(monocular_scene: Path, tmp_path: Path):
     cfg = copy.deepcopy(shapeofmotion.config)
     cfg.machine.device_type = "cuda"
     cfg.pipeline.datamanager.data = monocular_scene
-    cfg.pipeline.datamanager.init = InitConfig(num_dynamic=1000, num_static=3000, min_cluster_points=20, optim_steps=100)
+    cfg.pipeline.datamanager.init = InitConfig(
+        num_dynamic=1000, num_static=3000, min_cluster_points=20, optim_steps=100
+    )
     control = cfg.pipeline.model.density_control
     control.warmup_steps, control.control_every, control.reset_opacity_every_n_controls = 20, 25, 4
     control.densify_xys_grad_threshold = 0.002
@@ -199,6 +248,7 @@ def test_masked_losses_at_dycheck_size_on_cuda():
     errors = (pred - target).abs().mean(-1)
     assert float(safe_quantile(errors.cuda(), 0.98)) == pytest.approx(float(safe_quantile(errors, 0.98)), rel=1e-6)
     assert float(masked_l1(pred.cuda(), target.cuda(), quantile=0.95)) == pytest.approx(
-        float(masked_l1(pred, target, quantile=0.95)), rel=1e-4)  # fmt: skip
+        float(masked_l1(pred, target, quantile=0.95)), rel=1e-4
+    )
     small = errors[:100_000]
     torch.testing.assert_close(safe_quantile(small.cuda(), 0.9), torch.quantile(small.cuda(), 0.9), rtol=1e-6, atol=0)

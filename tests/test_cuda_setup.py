@@ -26,8 +26,10 @@ SMI = """Tue Dec  1 10:00:00 2026
 |-----------------------------------------+------------------------+----------------------+
 | GPU  Name                 Persistence-M | Bus-Id          Disp.A | Volatile Uncorr. ECC |
 """
-SMI_LIST = ("GPU 0: NVIDIA H200 (UUID: GPU-0b5a0d3c-1111-2222-3333-444455556666)\n"
-            "GPU 1: NVIDIA H200 (UUID: GPU-0b5a0d3c-1111-2222-3333-444455556667)\n")  # fmt: skip
+SMI_LIST = (
+    "GPU 0: NVIDIA H200 (UUID: GPU-0b5a0d3c-1111-2222-3333-444455556666)\n"
+    "GPU 1: NVIDIA H200 (UUID: GPU-0b5a0d3c-1111-2222-3333-444455556667)\n"
+)
 V = CudaVersion.parse
 
 
@@ -53,15 +55,18 @@ def test_torch_release_and_tags():
     assert cuda_setup.pip_torch_args(V("12.1")) == ["--index-url", "https://download.pytorch.org/whl/cu121"]
 
 
-@pytest.mark.parametrize("release, nvcc, driver, expected", [
-    ("2.5", "12.4", "12.4", "12.4"),  # exact match
-    ("2.5", "12.6", "12.8", "12.4"),  # newest build not newer than nvcc
-    ("2.5", "12.4", "12.2", "12.1"),  # the driver caps it
-    ("2.5", "11.8", "12.4", "11.8"),  # nvcc's major version wins over the newest build
-    ("2.8", "12.4", "12.9", "12.6"),  # no build ≤ nvcc with its major: the oldest newer one
-    ("2.14", "12.8", "13.0", "12.8"),  # a release not in the table: nvcc's own version
-    ("2.5", "12.4", None, "12.4"),  # no nvidia-smi: no driver cap
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "release, nvcc, driver, expected",
+    [
+        ("2.5", "12.4", "12.4", "12.4"),  # exact match
+        ("2.5", "12.6", "12.8", "12.4"),  # newest build not newer than nvcc
+        ("2.5", "12.4", "12.2", "12.1"),  # the driver caps it
+        ("2.5", "11.8", "12.4", "11.8"),  # nvcc's major version wins over the newest build
+        ("2.8", "12.4", "12.9", "12.6"),  # no build ≤ nvcc with its major: the oldest newer one
+        ("2.14", "12.8", "13.0", "12.8"),  # a release not in the table: nvcc's own version
+        ("2.5", "12.4", None, "12.4"),  # no nvidia-smi: no driver cap
+    ],
+)
 def test_choose_cuda_build(release, nvcc, driver, expected):
     assert cuda_setup.choose_cuda_build(release, V(nvcc), V(driver) if driver else None) == V(expected)
 
@@ -91,7 +96,9 @@ def test_messages_name_the_fix():
 
 
 def test_detection_and_cpu_stages_do_nothing_without_a_gpu(monkeypatch):
-    monkeypatch.setattr(cuda_setup.shutil, "which", lambda name: "/usr/bin/nvidia-smi" if name == "nvidia-smi" else None)
+    monkeypatch.setattr(
+        cuda_setup.shutil, "which", lambda name: "/usr/bin/nvidia-smi" if name == "nvidia-smi" else None
+    )
     monkeypatch.delenv(cuda_setup.FORCE_CPU_ENV, raising=False)
     assert cuda_setup.has_nvidia_gpu()
     monkeypatch.setenv(cuda_setup.FORCE_CPU_ENV, "1")
@@ -107,9 +114,13 @@ def test_gpu_without_nvcc_fails_early(monkeypatch):
     monkeypatch.setattr(cuda_setup, "find_toolkit", lambda: cuda_setup.Toolkit(None, False, None))
     with pytest.raises(SetupError, match="no CUDA toolkit"):
         cuda_setup.torch_index_args("torch==2.5.1 torchvision==0.20.1", None)
-    monkeypatch.setattr(cuda_setup, "find_toolkit", lambda: cuda_setup.Toolkit("/usr/local/cuda/bin/nvcc", True, V("12.4")))
+    monkeypatch.setattr(
+        cuda_setup, "find_toolkit", lambda: cuda_setup.Toolkit("/usr/local/cuda/bin/nvcc", True, V("12.4"))
+    )
     assert cuda_setup.torch_index_args("torch==2.5.1 torchvision==0.20.1", None) == [
-        "--index-url", "https://download.pytorch.org/whl/cu124"]  # fmt: skip
+        "--index-url",
+        "https://download.pytorch.org/whl/cu124",
+    ]
     assert cuda_setup.torch_index_args("torch==2.5.1", "cu121")[-1].endswith("/cu121")
     with pytest.raises(SetupError, match="TORCH_CUDA_TAG"):
         cuda_setup.torch_index_args("torch==2.5.1", "12.1")
@@ -118,8 +129,12 @@ def test_gpu_without_nvcc_fails_early(monkeypatch):
 def test_torch_index_stage_runs_as_a_file_on_this_machine():
     """How the Makefile calls it, before torch is installed: prints nothing on a CPU machine."""
     env = {"PATH": "/usr/bin:/bin", cuda_setup.FORCE_CPU_ENV: "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "splat4d/cuda_setup.py"), "torch-index", "torch==2.5.1"],
-                          capture_output=True, text=True, env=env)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "splat4d/cuda_setup.py"), "torch-index", "torch==2.5.1"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
 
@@ -127,8 +142,17 @@ def test_torch_index_stage_runs_as_a_file_on_this_machine():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA tests render through gsplat")
 def test_gsplat_render_without_nvcc_names_it(monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    args = (torch.zeros(1, 3), torch.tensor([[1.0, 0, 0, 0]]), torch.ones(1, 3), torch.ones(1), torch.ones(1, 3),
-            torch.eye(4)[None], torch.eye(3)[None], 8, 8)  # fmt: skip
+    args = (
+        torch.zeros(1, 3),
+        torch.tensor([[1.0, 0, 0, 0]]),
+        torch.ones(1, 3),
+        torch.ones(1),
+        torch.ones(1, 3),
+        torch.eye(4)[None],
+        torch.eye(3)[None],
+        8,
+        8,
+    )
     if cuda_setup.shutil.which("nvcc") is None:
         with pytest.raises(RuntimeError, match="nvcc.*make setup"):
             rasterize(*args, backend="gsplat")

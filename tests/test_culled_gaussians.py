@@ -37,20 +37,34 @@ def fill_culled_with_nan(info) -> None:
 def train(strategy, extra_params, garbage: bool, subset: bool, absgrad: bool):
     torch.manual_seed(0)  # gsplat's split samples new positions
     s = scene_with_culled_gaussians()
-    params = torch.nn.ParameterDict({
-        "means": s.means, "scales": torch.log(s.scales), "quats": s.quats,
-        "opacities": torch.logit(s.opacities)[:, None], "features_dc": s.colors, **extra_params(len(s.means)),
-    })  # fmt: skip
+    params = torch.nn.ParameterDict(
+        {
+            "means": s.means,
+            "scales": torch.log(s.scales),
+            "quats": s.quats,
+            "opacities": torch.logit(s.opacities)[:, None],
+            "features_dc": s.colors,
+            **extra_params(len(s.means)),
+        }
+    )
     optimizers = {k: torch.optim.Adam([p], lr=1e-3) for k, p in params.items()}
     state = strategy.initialize_state(scene_scale=1.0)
     target = torch.rand(2, 48, 64, 3, generator=torch.Generator().manual_seed(0))
     for step in range(STEPS):
         ids = torch.arange(0, len(params["means"]), 2) if subset else torch.arange(len(params["means"]))
         render, _, info = rasterize(
-            params["means"][ids], params["quats"][ids], torch.exp(params["scales"][ids]),
-            torch.sigmoid(params["opacities"][ids, 0]), params["features_dc"][ids], s.viewmats, s.Ks, s.width,
-            s.height, absgrad=absgrad, backend="cpu",
-        )  # fmt: skip
+            params["means"][ids],
+            params["quats"][ids],
+            torch.exp(params["scales"][ids]),
+            torch.sigmoid(params["opacities"][ids, 0]),
+            params["features_dc"][ids],
+            s.viewmats,
+            s.Ks,
+            s.width,
+            s.height,
+            absgrad=absgrad,
+            backend="cpu",
+        )
         strategy.step_pre_backward(params, optimizers, state, step, info)
         (render - target).abs().mean().backward()
         if garbage:
@@ -94,8 +108,15 @@ def som_extra(n):
 @pytest.mark.parametrize("absgrad", [False, True])
 def test_default_strategy_ignores_culled_entries(subset, absgrad):
     def strategy():
-        return DefaultStrategy(refine_start_iter=1, refine_every=2, reset_every=1000, prune_opa=0.2,
-                               grow_grad2d=1e-6 if not absgrad else 1e-5, absgrad=absgrad, verbose=False)  # fmt: skip
+        return DefaultStrategy(
+            refine_start_iter=1,
+            refine_every=2,
+            reset_every=1000,
+            prune_opa=0.2,
+            grow_grad2d=1e-6 if not absgrad else 1e-5,
+            absgrad=absgrad,
+            verbose=False,
+        )
 
     clean = train(strategy(), no_extra, garbage=False, subset=subset, absgrad=absgrad)
     garbage = train(strategy(), no_extra, garbage=True, subset=subset, absgrad=absgrad)
@@ -105,9 +126,14 @@ def test_default_strategy_ignores_culled_entries(subset, absgrad):
 
 def test_shapeofmotion_strategy_ignores_culled_entries():
     def strategy():
-        config = DensityControlConfig(warmup_steps=0, control_every=2, reset_opacity_every_n_controls=1000,
-                                      densify_xys_grad_threshold=1e-4, densify_scale_threshold=0.03,
-                                      cull_opacity_threshold=0.2)  # fmt: skip
+        config = DensityControlConfig(
+            warmup_steps=0,
+            control_every=2,
+            reset_opacity_every_n_controls=1000,
+            densify_xys_grad_threshold=1e-4,
+            densify_scale_threshold=0.03,
+            cull_opacity_threshold=0.2,
+        )
         return ShapeOfMotionStrategy(config, num_frames=1, static_scale=1.0)
 
     clean = train(strategy(), som_extra, garbage=False, subset=False, absgrad=False)

@@ -56,8 +56,9 @@ SUBCOMMAND = {"neural3dv": "neural3dv", "enerf": "enerf-outdoor", "selfcap": "se
 
 @pytest.mark.parametrize("fmt", list(SUBCOMMAND))
 def test_datamanager_runs_with_every_parser_type(tmp_path, fmt):
-    scene = write_scene(fmt, tmp_path / fmt, SynthesisConfig(num_cameras=3, num_frames=2, width=32, height=24,
-                                                             supersample=1))  # fmt: skip
+    scene = write_scene(
+        fmt, tmp_path / fmt, SynthesisConfig(num_cameras=3, num_frames=2, width=32, height=24, supersample=1)
+    )
     test_camera = ["--test-cameras", "01"] if fmt == "enerf" else []  # the others' defaults exist in the scene
     config = parse(SUBCOMMAND[fmt], "--data", str(scene), *test_camera)
     config.init = "random"  # the velocity init's own tests cover it; this checks the parser plumbing

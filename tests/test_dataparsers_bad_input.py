@@ -134,7 +134,9 @@ def test_frame_count_beyond_the_videos_is_reported_once(scene, capsys):
     root = scene("neural3dv")
     parse(Neural3DVDataParserConfig(data=root, frame_start=2, frame_count=300))
     out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
-    assert out.count("frame_count 300 asks for frames 2–301 but the cameras have only 4 from frame 2: using those 4") == 1
+    assert (
+        out.count("frame_count 300 asks for frames 2–301 but the cameras have only 4 from frame 2: using those 4") == 1
+    )
     parse(Neural3DVDataParserConfig(data=root, frame_start=2, frame_count=4))
     assert "frame_count" not in capsys.readouterr().out
 

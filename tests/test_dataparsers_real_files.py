@@ -33,12 +33,14 @@ def scenes(tmp_path_factory):
     truth = read_calibration(enerf / "intri.yml", enerf / "extri.yml")
     write_tool_calibration(enerf, truth, "easymocap", EASYMOCAP)
     easyvolcap = write_scene("easyvolcap", base / "easyvolcap", TINY)
-    write_tool_calibration(easyvolcap, read_calibration(easyvolcap / "intri.yml", easyvolcap / "extri.yml"),
-                           "easyvolcap", EASYVOLCAP)  # fmt: skip
+    write_tool_calibration(
+        easyvolcap, read_calibration(easyvolcap / "intri.yml", easyvolcap / "extri.yml"), "easyvolcap", EASYVOLCAP
+    )
     selfcap = write_scene("selfcap", base / "selfcap", SynthesisConfig(**{**TINY.__dict__, "max_sync_offset": 0.004}))
     optimized = selfcap / "optimized"
-    write_tool_calibration(optimized, read_calibration(optimized / "intri.yml", optimized / "extri.yml"),
-                           "easyvolcap", EASYVOLCAP)  # fmt: skip
+    write_tool_calibration(
+        optimized, read_calibration(optimized / "intri.yml", optimized / "extri.yml"), "easyvolcap", EASYVOLCAP
+    )
     return {
         "enerf": enerf,
         "easyvolcap": easyvolcap,
@@ -139,9 +141,16 @@ def calibration_files(fmt: str, root: Path):
     if fmt == "iphone-colmap":
         return sorted(str(f.relative_to(root)) for f in IPhoneLayout(root).colmap_dir.glob("*.bin"))
     layout = IPhoneLayout(root)
-    files = [layout.scene_file, layout.dataset_file, layout.metadata_file, layout.extra_file,
-             layout.split_file("train"), layout.split_file("val"), layout.camera_file("0_00001"),
-             layout.metric_scale_file]  # fmt: skip
+    files = [
+        layout.scene_file,
+        layout.dataset_file,
+        layout.metadata_file,
+        layout.extra_file,
+        layout.split_file("train"),
+        layout.split_file("val"),
+        layout.camera_file("0_00001"),
+        layout.metric_scale_file,
+    ]
     return [str(f.relative_to(root)) for f in files]
 
 

@@ -66,4 +66,3 @@ def test_checker_refuses_a_broken_command_line(argv, problem):
 )
 def test_checker_accepts_a_valid_command_line(argv):
     assert parse_error(argv) is None
-

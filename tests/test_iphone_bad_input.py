@@ -57,7 +57,9 @@ def test_track_files_of_the_wrong_shape(layout):
     np.save(pair, np.load(pair)[:, :3])
     tracks = parse(layout).metadata["tracks"]  # pairs are read lazily ...
     tracks.load(1, 2)
-    with pytest.raises(DatasetFormatError, match=r"0_00001_0_00003\.npy: has shape \(\d+, 3\); 2D track files hold \[P, 4\]"):
+    with pytest.raises(
+        DatasetFormatError, match=r"0_00001_0_00003\.npy: has shape \(\d+, 3\); 2D track files hold \[P, 4\]"
+    ):
         tracks.load(1, 3)  # ... and checked when read
     query = layout.track_file("0_00002", "0_00002")
     np.save(query, np.load(query)[None])
@@ -67,7 +69,9 @@ def test_track_files_of_the_wrong_shape(layout):
 
 def test_missing_track_pair(layout):
     layout.track_file("0_00004", "0_00000").unlink()
-    with pytest.raises(DatasetFormatError, match=r"2d_tracks/1x: lacks track files for 1 of the 25 .*0_00004_0_00000\.npy"):
+    with pytest.raises(
+        DatasetFormatError, match=r"2d_tracks/1x: lacks track files for 1 of the 25 .*0_00004_0_00000\.npy"
+    ):
         parse(layout)
 
 
@@ -89,13 +93,17 @@ def test_depth_with_nan_and_inf_is_masked_with_one_warning(layout):
 def test_prior_named_unlike_the_rgb_frames(layout):
     mask = layout.motion_mask_dir / "0_00003.png"
     mask.rename(layout.motion_mask_dir / "frame_00003.png")
-    with pytest.raises(DatasetFormatError, match=r"track_anything/1x: has files for frames that are not in the scene.*frame_00003"):
+    with pytest.raises(
+        DatasetFormatError, match=r"track_anything/1x: has files for frames that are not in the scene.*frame_00003"
+    ):
         parse(layout)
 
 
 def test_prior_missing_for_some_frames(layout):
     (layout.depth_dir("aligned_depth_anything_colmap") / "0_00003.npy").unlink()
-    with pytest.raises(DatasetFormatError, match=r"aligned_depth_anything_colmap/1x: has no \.npy file for frames 0_00003"):
+    with pytest.raises(
+        DatasetFormatError, match=r"aligned_depth_anything_colmap/1x: has no \.npy file for frames 0_00003"
+    ):
         parse(layout)
 
 
@@ -109,13 +117,20 @@ def test_split_frames_unknown_to_metadata(layout):
     split = json.loads(layout.split_file("train").read_text())
     split["frame_names"][0] = "0_99999"
     layout.split_file("train").write_text(json.dumps(split))
-    with pytest.raises(DatasetFormatError, match=r"train\.json: names frames that metadata\.json does not list: 0_99999"):
+    with pytest.raises(
+        DatasetFormatError, match=r"train\.json: names frames that metadata\.json does not list: 0_99999"
+    ):
         parse(layout)
 
 
 def test_missing_priors_are_reported_not_fatal(layout):
-    for folder in (layout.tracks_dir, layout.motion_mask_dir, layout.depth_dir("lidar"),
-                   layout.depth_dir("aligned_depth_anything_colmap"), layout.keypoint_dir):  # fmt: skip
+    for folder in (
+        layout.tracks_dir,
+        layout.motion_mask_dir,
+        layout.depth_dir("lidar"),
+        layout.depth_dir("aligned_depth_anything_colmap"),
+        layout.keypoint_dir,
+    ):
         shutil.rmtree(folder)
     layout.metric_scale_file.unlink()
     outputs = parse(layout)

@@ -37,8 +37,17 @@ def inputs(tmp_path_factory):
 
 
 def command(root, **options):
-    return PreprocessVideo(video=root / "clip.mp4", poses=root / "poses.npz", depth=root / "depth", out=root / "custom",
-                           val_every=4, track_stride=4, flow=FlowSettings(window=9), overwrite=True, **options)  # fmt: skip
+    return PreprocessVideo(
+        video=root / "clip.mp4",
+        poses=root / "poses.npz",
+        depth=root / "depth",
+        out=root / "custom",
+        val_every=4,
+        track_stride=4,
+        flow=FlowSettings(window=9),
+        overwrite=True,
+        **options,
+    )
 
 
 def test_preprocessed_video_parses_with_sensible_priors(inputs):
@@ -56,8 +65,11 @@ def test_preprocessed_video_parses_with_sensible_priors(inputs):
     truth_mask = frames["dynamic_mask"][2]
     predicted = data["motion_mask"][..., 0].numpy() > 0.5
     assert (predicted & truth_mask).sum() / (predicted | truth_mask).sum() > 0.4
-    np.testing.assert_allclose(data["depth_image"][..., 0].numpy() / train.dataparser_scale,
-                               np.where(frames["depth"][2] < 6.0, frames["depth"][2], 0.0), rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        data["depth_image"][..., 0].numpy() / train.dataparser_scale,
+        np.where(frames["depth"][2] < 6.0, frames["depth"][2], 0.0),
+        rtol=1e-5,
+    )
 
     tracks, names = train.metadata["tracks"], train.metadata["frame_names"]
     query = tracks.load(4, 4)

@@ -39,8 +39,10 @@ def project(outputs, index, points_world):
     c2w = cams.camera_to_worlds[index].double().numpy()
     local = (to_nerfstudio(outputs, points_world) - c2w[:, 3]) @ c2w[:, :3]
     x, y, z = local[:, 0], -local[:, 1], -local[:, 2]  # OpenGL -> OpenCV axes
-    return np.stack([cams.fx[index].item() * x / z + cams.cx[index].item(),
-                     cams.fy[index].item() * y / z + cams.cy[index].item()], axis=1)  # fmt: skip
+    return np.stack(
+        [cams.fx[index].item() * x / z + cams.cx[index].item(), cams.fy[index].item() * y / z + cams.cy[index].item()],
+        axis=1,
+    )
 
 
 @pytest.mark.parametrize("cameras", ["original", "refined"])
@@ -88,7 +90,9 @@ def test_val_split_is_held_out(monocular_scene):
 
 
 def test_camera_centres_agree_with_nerfstudio_dycheck(monocular_scene, tmp_path):
-    copy = shutil.copytree(monocular_scene, tmp_path / "scene")  # nerfstudio's parser writes processed_depth/ into the scene
+    copy = shutil.copytree(
+        monocular_scene, tmp_path / "scene"
+    )  # nerfstudio's parser writes processed_depth/ into the scene
     theirs = DycheckDataParserConfig(data=copy).setup().get_dataparser_outputs("train")
     ours = parse(copy, cameras="original")
     truth = load_ground_truth(monocular_scene)

@@ -71,9 +71,12 @@ def test_datamanager_yields_the_same_batches_with_and_without_workers(tmp_path):
     root = write_scene("enerf", tmp_path / "scene", SynthesisConfig(num_cameras=3, num_frames=4, width=48, height=32))
     runs = []
     for workers in (0, 2):
-        parser = MultiViewAutoDataParserConfig(data=root, enerf_outdoor=ENeRFOutdoorDataParserConfig(test_cameras=("01",)))
-        manager = LazyImageDatamanagerConfig(dataparser=parser, prefetch_workers=workers, image_cache_size=2,
-                                             train_cameras_sampling_seed=7).setup(device="cpu")  # fmt: skip
+        parser = MultiViewAutoDataParserConfig(
+            data=root, enerf_outdoor=ENeRFOutdoorDataParserConfig(test_cameras=("01",))
+        )
+        manager = LazyImageDatamanagerConfig(
+            dataparser=parser, prefetch_workers=workers, image_cache_size=2, train_cameras_sampling_seed=7
+        ).setup(device="cpu")
         n = len(manager.train_dataset)
         batches = [manager.next_train(step) for step in range(2 * n + 3)]  # past two epochs
         runs.append(batches)

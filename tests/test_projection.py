@@ -16,8 +16,9 @@ def test_projection_matches_gsplat_torch(calc_compensations, dtype):
     tol = 1e-5 if dtype == torch.float64 else 2e-4
     s = random_scene(3000, 160, 120, n_cameras=3, scale_range=(1e-3, 0.3), seed=1, dtype=dtype)
     s.means[:50, 2] -= 6.0  # some Gaussians behind the cameras
-    ours = project_gaussians(s.means, s.quats, s.scales, s.viewmats, s.Ks, s.width, s.height,
-                             calc_compensations=calc_compensations)  # fmt: skip
+    ours = project_gaussians(
+        s.means, s.quats, s.scales, s.viewmats, s.Ks, s.width, s.height, calc_compensations=calc_compensations
+    )
     covars, _ = _quat_scale_to_covar_preci(s.quats, s.scales, compute_preci=False)
     radii, means2d, depths, conics, comps = _fully_fused_projection(
         s.means, covars, s.viewmats, s.Ks, s.width, s.height, calc_compensations=calc_compensations
@@ -38,8 +39,9 @@ def test_projection_near_far_and_radius_clip():
     s = random_scene(500, 64, 48, seed=2)
     full = project_gaussians(s.means, s.quats, s.scales, s.viewmats, s.Ks, s.width, s.height)
     depth = (torch.einsum("ij,nj->ni", s.viewmats[0, :3, :3], s.means) + s.viewmats[0, :3, 3])[:, 2]
-    cut = project_gaussians(s.means, s.quats, s.scales, s.viewmats, s.Ks, s.width, s.height,
-                            near_plane=2.5, far_plane=3.0, radius_clip=3.0)  # fmt: skip
+    cut = project_gaussians(
+        s.means, s.quats, s.scales, s.viewmats, s.Ks, s.width, s.height, near_plane=2.5, far_plane=3.0, radius_clip=3.0
+    )
     kept = cut.radii[0] > 0
     assert kept.any()
     assert (depth[kept] >= 2.5).all() and (depth[kept] <= 3.0).all()

@@ -14,7 +14,9 @@ def test_equals_torch_quantile(q, dtype):
     assert torch.equal(safe_quantile(x, q), torch.quantile(x, q))
     for dim in (0, 1, -1):
         for keepdim in (False, True):
-            assert torch.equal(safe_quantile(x, q, dim=dim, keepdim=keepdim), torch.quantile(x, q, dim=dim, keepdim=keepdim))
+            assert torch.equal(
+                safe_quantile(x, q, dim=dim, keepdim=keepdim), torch.quantile(x, q, dim=dim, keepdim=keepdim)
+            )
     assert torch.equal(safe_quantile(x, q, keepdim=True), torch.quantile(x, q, keepdim=True))
     wide = torch.randn(64, 1001, generator=g, dtype=dtype) * 3
     assert torch.equal(safe_quantile(wide, q, dim=1), torch.quantile(wide, q, dim=1))

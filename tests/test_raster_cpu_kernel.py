@@ -105,9 +105,19 @@ def test_handcrafted_conics():
     means2d = torch.rand(C, N, 2, generator=g) * torch.tensor([W + 20.0, H + 20.0]) - 10.0
     conics = torch.tensor([0.05, 0.01, 0.08]).repeat(C, N, 1)
     special = torch.tensor(
-        [[0.05, 0.2, 0.05], [-0.05, 0.0, 0.05], [0.05, 0.0, -0.01], [0.0, 0.0, 0.0], [1e-7, 0.0, 3.0],
-         [3.0, 1.7320508, 1.0], [2.0, 1e-3, 1e-7], [50.0, 0.0, 50.0], [1e-9, 1e-9, 1e-9], [0.3, -0.29, 0.3]]
-    )  # fmt: skip
+        [
+            [0.05, 0.2, 0.05],
+            [-0.05, 0.0, 0.05],
+            [0.05, 0.0, -0.01],
+            [0.0, 0.0, 0.0],
+            [1e-7, 0.0, 3.0],
+            [3.0, 1.7320508, 1.0],
+            [2.0, 1e-3, 1e-7],
+            [50.0, 0.0, 50.0],
+            [1e-9, 1e-9, 1e-9],
+            [0.3, -0.29, 0.3],
+        ]
+    )
     conics[:, : len(special) * 4] = special.repeat(4, 1)
     conics[1] *= 1.5
     opacities = torch.rand(C, N, generator=g) * 0.9 + 0.05
@@ -156,8 +166,18 @@ def test_full_pipeline_matches_reference_backend():
     for backend in ("reference", "cpu"):
         params = [p.detach().clone().requires_grad_(True) for p in s.params()]
         bg = bg0.clone().requires_grad_(True)
-        img, alpha, info = rasterize(*params, s.viewmats, s.Ks, s.width, s.height, sh_degree=1, backgrounds=bg,
-                                     render_mode="RGB+ED", absgrad=True, backend=backend)  # fmt: skip
+        img, alpha, info = rasterize(
+            *params,
+            s.viewmats,
+            s.Ks,
+            s.width,
+            s.height,
+            sh_degree=1,
+            backgrounds=bg,
+            render_mode="RGB+ED",
+            absgrad=True,
+            backend=backend,
+        )
         info["means2d"].retain_grad()
         (img.square().sum() + alpha.sum()).backward()
         grads = {f"param{i}": p.grad for i, p in enumerate(params)}
@@ -268,8 +288,10 @@ def test_deterministic_across_thread_counts_and_layouts():
     torch.set_num_threads(3)
     many = render_and_grad(rasterize_to_pixels_cpu, leaves, geom, bg)
     # non-contiguous inputs (views with other strides) give the same result
-    strided = {k: v.transpose(0, -1).contiguous().transpose(0, -1) if v.dim() == 3 else v.t().contiguous().t()
-               for k, v in leaves.items()}  # fmt: skip
+    strided = {
+        k: v.transpose(0, -1).contiguous().transpose(0, -1) if v.dim() == 3 else v.t().contiguous().t()
+        for k, v in leaves.items()
+    }
     assert not strided["means2d"].is_contiguous()
     other = render_and_grad(rasterize_to_pixels_cpu, strided, geom, bg)
     for result in (many, other):

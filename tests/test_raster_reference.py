@@ -50,8 +50,19 @@ def test_reference_matches_scalar_oracle():
     s = random_scene(60, 40, 24, n_cameras=2, scale_range=(0.05, 0.3), seed=4)
     s.opacities[:10] = 1.0  # saturating Gaussians exercise the early stop
     bg = torch.rand(2, 3)
-    render, alpha, info = rasterize(s.means, s.quats, s.scales, s.opacities, s.colors, s.viewmats, s.Ks,
-                                    s.width, s.height, backgrounds=bg, backend="reference")  # fmt: skip
+    render, alpha, info = rasterize(
+        s.means,
+        s.quats,
+        s.scales,
+        s.opacities,
+        s.colors,
+        s.viewmats,
+        s.Ks,
+        s.width,
+        s.height,
+        backgrounds=bg,
+        backend="reference",
+    )
     proj = project_gaussians(s.means, s.quats, s.scales, s.viewmats, s.Ks, s.width, s.height)
     want, want_alpha = naive_render(proj, s.colors, s.opacities, s.width, s.height, 16, bg)
     assert (alpha > 0.99).any(), "scene should contain saturated pixels"
@@ -68,8 +79,20 @@ def test_reference_gradcheck_float64():
         p.requires_grad_(True)
 
     def render(means, quats, scales, opacities, colors, backgrounds):
-        rgb, alpha, _ = rasterize(means, quats, scales, opacities, colors, s.viewmats, s.Ks, s.width, s.height,
-                                  backgrounds=backgrounds, render_mode="RGB+ED", backend="reference")  # fmt: skip
+        rgb, alpha, _ = rasterize(
+            means,
+            quats,
+            scales,
+            opacities,
+            colors,
+            s.viewmats,
+            s.Ks,
+            s.width,
+            s.height,
+            backgrounds=backgrounds,
+            render_mode="RGB+ED",
+            backend="reference",
+        )
         return rgb, alpha
 
     assert torch.autograd.gradcheck(render, params, eps=1e-6, atol=1e-5, rtol=1e-4)
@@ -78,10 +101,22 @@ def test_reference_gradcheck_float64():
 @pytest.mark.parametrize("mode", ["D", "ED", "RGB+D", "RGB+ED"])
 def test_depth_render_modes(mode):
     s = random_scene(400, 48, 32, n_cameras=2, seed=6)
-    rgb, _, _ = rasterize(s.means, s.quats, s.scales, s.opacities, s.colors, s.viewmats, s.Ks, s.width, s.height,
-                          backend="reference")  # fmt: skip
-    out, alpha, info = rasterize(s.means, s.quats, s.scales, s.opacities, s.colors, s.viewmats, s.Ks,
-                                 s.width, s.height, render_mode=mode, backend="reference")  # fmt: skip
+    rgb, _, _ = rasterize(
+        s.means, s.quats, s.scales, s.opacities, s.colors, s.viewmats, s.Ks, s.width, s.height, backend="reference"
+    )
+    out, alpha, info = rasterize(
+        s.means,
+        s.quats,
+        s.scales,
+        s.opacities,
+        s.colors,
+        s.viewmats,
+        s.Ks,
+        s.width,
+        s.height,
+        render_mode=mode,
+        backend="reference",
+    )
     assert out.shape == (2, 32, 48, 4 if mode.startswith("RGB") else 1)
     if mode.startswith("RGB"):
         torch.testing.assert_close(out[..., :3], rgb)
@@ -98,10 +133,12 @@ def test_depth_render_modes(mode):
 def test_extra_channels_and_per_camera_colors():
     s = random_scene(300, 40, 30, n_cameras=3, channels=7, seed=7)
     per_cam = s.colors[None].repeat(3, 1, 1) * torch.tensor([1.0, 2.0, 3.0])[:, None, None]
-    out, _, _ = rasterize(s.means, s.quats, s.scales, s.opacities, per_cam, s.viewmats, s.Ks, s.width, s.height,
-                          backend="reference")  # fmt: skip
-    single, _, _ = rasterize(s.means, s.quats, s.scales, s.opacities, s.colors, s.viewmats, s.Ks, s.width,
-                             s.height, backend="reference")  # fmt: skip
+    out, _, _ = rasterize(
+        s.means, s.quats, s.scales, s.opacities, per_cam, s.viewmats, s.Ks, s.width, s.height, backend="reference"
+    )
+    single, _, _ = rasterize(
+        s.means, s.quats, s.scales, s.opacities, s.colors, s.viewmats, s.Ks, s.width, s.height, backend="reference"
+    )
     assert out.shape == (3, 30, 40, 7)
     for c in range(3):
         torch.testing.assert_close(out[c], single[c] * (c + 1), atol=1e-5, rtol=1e-5)
@@ -109,12 +146,46 @@ def test_extra_channels_and_per_camera_colors():
 
 def test_sh_colors_render_and_bad_shapes_raise():
     s = random_scene(200, 32, 24, sh_degree=2, seed=8)
-    out, _, _ = rasterize(s.means, s.quats, s.scales, s.opacities, s.colors, s.viewmats, s.Ks, s.width, s.height,
-                          sh_degree=2, backend="reference")  # fmt: skip
+    out, _, _ = rasterize(
+        s.means,
+        s.quats,
+        s.scales,
+        s.opacities,
+        s.colors,
+        s.viewmats,
+        s.Ks,
+        s.width,
+        s.height,
+        sh_degree=2,
+        backend="reference",
+    )
     assert out.shape == (1, 24, 32, 3) and (out >= 0).all()
     with pytest.raises(ValueError, match="colors"):
-        rasterize(s.means, s.quats, s.scales, s.opacities, s.colors[:, :3, :].reshape(200, 9), s.viewmats, s.Ks,
-                  s.width, s.height, sh_degree=2, backend="reference")  # fmt: skip
+        rasterize(
+            s.means,
+            s.quats,
+            s.scales,
+            s.opacities,
+            s.colors[:, :3, :].reshape(200, 9),
+            s.viewmats,
+            s.Ks,
+            s.width,
+            s.height,
+            sh_degree=2,
+            backend="reference",
+        )
     with pytest.raises(ValueError, match="packed"):
-        rasterize(s.means, s.quats, s.scales, s.opacities, s.colors, s.viewmats, s.Ks, s.width, s.height,
-                  sh_degree=2, packed=True, backend="reference")  # fmt: skip
+        rasterize(
+            s.means,
+            s.quats,
+            s.scales,
+            s.opacities,
+            s.colors,
+            s.viewmats,
+            s.Ks,
+            s.width,
+            s.height,
+            sh_degree=2,
+            packed=True,
+            backend="reference",
+        )

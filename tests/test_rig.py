@@ -36,8 +36,9 @@ def truth(raw: Path) -> dict:
 @pytest.fixture(scope="module")
 def motion_capture(tmp_path_factory) -> Path:
     """6 cameras, 40 frames of 160×120, start offsets within ±3 frames, with audio."""
-    cfg = RawRigConfig(num_cameras=6, num_frames=40, width=160, height=120, max_start_frames=3.0, audio=True,
-                       supersample=1, seed=1)  # fmt: skip
+    cfg = RawRigConfig(
+        num_cameras=6, num_frames=40, width=160, height=120, max_start_frames=3.0, audio=True, supersample=1, seed=1
+    )
     out = tmp_path_factory.mktemp("rig_motion") / "raw"
     write_raw_rig(out, cfg)
     return out
@@ -47,8 +48,9 @@ def motion_capture(tmp_path_factory) -> Path:
 def calibration_capture(tmp_path_factory) -> Path:
     """8 cameras, 10 frames of 320×240 (enough for the static median and the audio sync)."""
     out = tmp_path_factory.mktemp("rig_calibration") / "raw"
-    write_raw_rig(out, RawRigConfig(num_cameras=8, num_frames=10, width=320, height=240, max_start_frames=2.0,
-                                    audio=True, seed=2))  # fmt: skip
+    write_raw_rig(
+        out, RawRigConfig(num_cameras=8, num_frames=10, width=320, height=240, max_start_frames=2.0, audio=True, seed=2)
+    )
     return out
 
 
@@ -77,8 +79,11 @@ def test_lag_of_a_smooth_signal_to_a_hundredth_of_a_sample():
 def test_uncorrelated_camera_is_named():
     rng = np.random.default_rng(1)
     base = rng.normal(size=400).cumsum()
-    signals = {"a": Signal(base[:300], 30.0, 0.0), "b": Signal(base[5:305], 30.0, 0.0),
-               "c": Signal(rng.normal(size=300), 30.0, 0.0)}  # fmt: skip
+    signals = {
+        "a": Signal(base[:300], 30.0, 0.0),
+        "b": Signal(base[5:305], 30.0, 0.0),
+        "c": Signal(rng.normal(size=300), 30.0, 0.0),
+    }
     with pytest.raises(SyncError, match=r"cameras c \(best correlation"):
         solve_clock_shifts(signals, "a", max_shift=1.0, min_confidence=0.5)
 
@@ -109,8 +114,9 @@ def test_rig_calibration_and_sync_against_truth(built, calibration_capture):
     cmd, summary = built
     gt = truth(calibration_capture)
     calib = read_calibration(cmd.out / "optimized" / "intri.yml", cmd.out / "optimized" / "extri.yml")
-    errors = pose_errors({n: c.w2c for n, c in calib.items()},
-                         {n: np.array(c["w2c"]) for n, c in gt["cameras"].items()})  # fmt: skip
+    errors = pose_errors(
+        {n: c.w2c for n, c in calib.items()}, {n: np.array(c["w2c"]) for n, c in gt["cameras"].items()}
+    )
     assert max(errors.rotation_deg.values()) < 0.5, errors.rotation_deg
     assert max(errors.centre_fraction.values()) < 0.01, errors.centre_fraction
     for name, cam in gt["cameras"].items():

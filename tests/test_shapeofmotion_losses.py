@@ -45,7 +45,9 @@ def test_masked_l1_at_dycheck_size():
     n = 2**24 + 4096
     errors = torch.rand(n, 1, generator=torch.Generator().manual_seed(0))
     errors[: n // 100] = 100.0
-    assert masked_l1(errors, torch.zeros_like(errors), quantile=0.98).item() == pytest.approx(0.5 * 0.98 / 0.99, rel=1e-3)
+    assert masked_l1(errors, torch.zeros_like(errors), quantile=0.98).item() == pytest.approx(
+        0.5 * 0.98 / 0.99, rel=1e-3
+    )
 
 
 def test_rgb_loss_is_l1_and_ssim_mix():
@@ -53,8 +55,9 @@ def test_rgb_loss_is_l1_and_ssim_mix():
     img = torch.rand(32, 32, 3, generator=torch.Generator().manual_seed(0))
     assert rgb_loss(img, img, ssim).item() == pytest.approx(0.0, abs=1e-6)
     shifted = (img + 0.1).clamp(max=1.0)
-    expected = 0.8 * (shifted - img).abs().mean() + 0.2 * (1 - ssim(shifted.permute(2, 0, 1)[None],
-                                                                     img.permute(2, 0, 1)[None]))  # fmt: skip
+    expected = 0.8 * (shifted - img).abs().mean() + 0.2 * (
+        1 - ssim(shifted.permute(2, 0, 1)[None], img.permute(2, 0, 1)[None])
+    )
     assert rgb_loss(shifted, img, ssim).item() == pytest.approx(expected.item())
 
 

@@ -34,8 +34,9 @@ def test_masked_out_pixels_do_not_count():
     assert masked_ssim(pred, gt, left).item() == pytest.approx(1.0, abs=1e-6)
     assert masked_psnr(pred, gt, left).item() == math.inf
     assert masked_ssim(pred, gt, 1 - left).item() < 0.99
-    assert masked_psnr(pred, gt, 1 - left).item() == pytest.approx(masked_psnr(noisy[:, 25:], gt[:, 25:],
-                                                                               torch.ones(40, 25)).item())
+    assert masked_psnr(pred, gt, 1 - left).item() == pytest.approx(
+        masked_psnr(noisy[:, 25:], gt[:, 25:], torch.ones(40, 25)).item()
+    )
 
 
 def loop_blur(values, mask, taps):

@@ -35,14 +35,19 @@ def scene_init() -> SceneInit:
     tilt = torch.from_numpy(rotation_to_z(np.array([0.2, -1.0, 0.1]) / np.linalg.norm([0.2, -1.0, 0.1]))).float()
     normalization = SceneNormalization(tilt, torch.tensor([0.1, 0.2, 0.3]), 2.0)
     return SceneInit(
-        normalization=normalization, canonical_frame=0,
+        normalization=normalization,
+        canonical_frame=0,
         means=torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.2], [-0.3, -0.2, 0.1]]),
-        quats=torch.tensor([[1.0, 0, 0, 0]]).repeat(4, 1), log_scales=torch.full((4, 3), math.log(0.05)),
+        quats=torch.tensor([[1.0, 0, 0, 0]]).repeat(4, 1),
+        log_scales=torch.full((4, 3), math.log(0.05)),
         colors=torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9], [0.5, 0.5, 0.5]]),
-        opacities=torch.full((4,), 0.7), is_dynamic=torch.tensor([True, True, False, False]),
+        opacities=torch.full((4,), 0.7),
+        is_dynamic=torch.tensor([True, True, False, False]),
         coef_logits=torch.tensor([[20.0, 0.0], [0.0, 20.0], [0.0, 0.0], [0.0, 0.0]]),
-        rots=rots, transls=transls, static_extent=1.0,
-    )  # fmt: skip
+        rots=rots,
+        transls=transls,
+        static_extent=1.0,
+    )
 
 
 def make_model(init=None, **overrides):
@@ -50,8 +55,9 @@ def make_model(init=None, **overrides):
     metadata = {"num_time_steps": T, "frame_names": [f"0_{i:05d}" for i in range(T)]}
     if init is not None:
         metadata[INIT_KEY] = init
-    return cfg.setup(scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=T, metadata=metadata,
-                     device="cpu")  # fmt: skip
+    return cfg.setup(
+        scene_box=SceneBox(torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=T, metadata=metadata, device="cpu"
+    )
 
 
 def camera(init: SceneInit, t: float) -> Cameras:
@@ -63,8 +69,9 @@ def camera(init: SceneInit, t: float) -> Cameras:
     right = torch.nn.functional.normalize(torch.linalg.cross(torch.tensor([0.0, 1.0, 0.0]), back), dim=0)
     up = torch.linalg.cross(back, right)
     c2w = torch.stack([right, up, back, centre], dim=1)
-    return Cameras(camera_to_worlds=c2w[None], fx=40.0, fy=40.0, cx=W / 2, cy=H / 2, width=W, height=H,
-                   times=torch.tensor([[t]]))  # fmt: skip
+    return Cameras(
+        camera_to_worlds=c2w[None], fx=40.0, fy=40.0, cx=W / 2, cy=H / 2, width=W, height=H, times=torch.tensor([[t]])
+    )
 
 
 def test_dynamic_gaussians_follow_their_bases_in_world_units():
@@ -101,11 +108,14 @@ def track_batch(init: SceneInit, query_xy: torch.Tensor) -> TrackBatch:
     K = cam.get_intrinsics_matrices()
     times = torch.tensor([0.25, 1.0])
     return TrackBatch(
-        targets=TrackTargets(times, viewmat.expand(2, 4, 4)), query_xy=query_xy, Ks=K.expand(2, 3, 3),
+        targets=TrackTargets(times, viewmat.expand(2, 4, 4)),
+        query_xy=query_xy,
+        Ks=K.expand(2, 3, 3),
         xy=query_xy[None].expand(2, -1, -1) + torch.tensor([[[1.0, 0.0]], [[4.0, 0.0]]]),
-        visible=torch.ones(2, len(query_xy), dtype=torch.bool), confidence=torch.ones(2, len(query_xy)),
+        visible=torch.ones(2, len(query_xy), dtype=torch.bool),
+        confidence=torch.ones(2, len(query_xy)),
         depth=torch.full((2, len(query_xy)), 3.0 * init.normalization.scale),
-    )  # fmt: skip
+    )
 
 
 def test_training_render_adds_flag_and_target_position_channels_and_losses_reach_every_parameter():
@@ -127,11 +137,26 @@ def test_training_render_adds_flag_and_target_position_channels_and_losses_reach
     viewmat = batch.targets.viewmats[0]
     expected = viewmat[:3, :3] @ init.normalization.points_to_world(torch.tensor([[0.1, 0.0, 0.0]]))[0] + viewmat[:3, 3]
     assert torch.allclose(points[0, 0] / alpha, expected, atol=0.05 * expected.norm())
-    data = {"image": torch.rand(H, W, 3), "mask": torch.ones(H, W, 1, dtype=torch.bool),
-            "depth_image": torch.full((H, W, 1), 6.0), "motion_mask": torch.zeros(H, W, 1), "track_batch": batch}
+    data = {
+        "image": torch.rand(H, W, 3),
+        "mask": torch.ones(H, W, 1, dtype=torch.bool),
+        "depth_image": torch.full((H, W, 1), 6.0),
+        "motion_mask": torch.zeros(H, W, 1),
+        "track_batch": batch,
+    }
     losses = model.get_loss_dict(outputs, data)
-    expected_keys = {"rgb_loss", "mask_loss", "depth_loss", "depth_gradient_loss", "track_2d_loss", "track_depth_loss",
-                     "smooth_bases_loss", "smooth_tracks_loss", "z_accel_loss", "scale_var_loss"}  # fmt: skip
+    expected_keys = {
+        "rgb_loss",
+        "mask_loss",
+        "depth_loss",
+        "depth_gradient_loss",
+        "track_2d_loss",
+        "track_depth_loss",
+        "smooth_bases_loss",
+        "smooth_tracks_loss",
+        "z_accel_loss",
+        "scale_var_loss",
+    }
     assert set(losses) == expected_keys and all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     for name in ("means", "scales", "quats", "features_dc", "opacities", "motion_coefs"):
@@ -146,8 +171,11 @@ def test_evaluation_renders_rgb_and_depth_only():
     model.eval()
     outputs = model.get_outputs(camera(init, 0.3))
     assert outputs["rgb"].shape == (H, W, 3) and outputs["depth"].shape == (H, W, 1) and "features" not in outputs
-    batch = {"image": torch.rand(H, W, 3), "mask": torch.ones(H, W, 1, dtype=torch.bool),
-             "covisible_mask": torch.zeros(H, W, 1, dtype=torch.bool)}  # fmt: skip
+    batch = {
+        "image": torch.rand(H, W, 3),
+        "mask": torch.ones(H, W, 1, dtype=torch.bool),
+        "covisible_mask": torch.zeros(H, W, 1, dtype=torch.bool),
+    }
     losses = model.get_loss_dict(outputs, batch)
     assert set(losses) == {"rgb_loss"}
     batch["covisible_mask"][:, : W // 2] = True
@@ -206,8 +234,13 @@ def test_per_gaussian_translation_starts_from_the_bases_motion_and_trains_its_ow
     batch = track_batch(init, query_xy)
     cam.metadata = {"track_targets": batch.targets, "cam_idx": 0}
     outputs = per_gaussian.get_outputs(cam)
-    data = {"image": torch.rand(H, W, 3), "mask": torch.ones(H, W, 1, dtype=torch.bool),
-            "depth_image": torch.full((H, W, 1), 6.0), "motion_mask": torch.zeros(H, W, 1), "track_batch": batch}
+    data = {
+        "image": torch.rand(H, W, 3),
+        "mask": torch.ones(H, W, 1, dtype=torch.bool),
+        "depth_image": torch.full((H, W, 1), 6.0),
+        "motion_mask": torch.zeros(H, W, 1),
+        "track_batch": batch,
+    }
     losses = per_gaussian.get_loss_dict(outputs, data)
     assert "smooth_bases_loss" not in losses and {"track_2d_loss", "smooth_tracks_loss"} <= set(losses)
     sum(losses.values()).backward()

@@ -38,8 +38,9 @@ def test_6d_round_trip_and_gram_schmidt():
 
 def test_matrix_to_quat_inverts_quat_to_rotmat_including_half_turns():
     q = torch.randn(200, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    half_turns = torch.tensor([[0.0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 1, 1, 0], [1e-9, 0, 0.6, 0.8]],
-                              dtype=torch.float64)  # fmt: skip
+    half_turns = torch.tensor(
+        [[0.0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 1, 1, 0], [1e-9, 0, 0.6, 0.8]], dtype=torch.float64
+    )
     q = torch.nn.functional.normalize(torch.cat([q, half_turns]), dim=-1)
     back = matrix_to_quat(quat_to_rotmat(q))
     sign = torch.where((back * q).sum(-1, keepdim=True) < 0, -1.0, 1.0)

@@ -38,9 +38,11 @@ def test_row_learning_rates_are_adam_with_that_rate_on_the_row():
 
 def test_static_rates_hook_only_the_parameters_whose_rate_differs():
     params = {name: torch.nn.Parameter(torch.zeros(2, 1)) for name in ("means", "opacities", "scales")}
-    optimizers = {"means": torch.optim.Adam([params["means"]], lr=1.6e-4),
-                  "opacities": torch.optim.Adam([params["opacities"]], lr=1e-2),
-                  "scales": torch.optim.Adam([params["scales"]], lr=5e-3)}  # fmt: skip
+    optimizers = {
+        "means": torch.optim.Adam([params["means"]], lr=1.6e-4),
+        "opacities": torch.optim.Adam([params["opacities"]], lr=1e-2),
+        "scales": torch.optim.Adam([params["scales"]], lr=5e-3),
+    }
     static = torch.tensor([False, True])
     hooks = install_static_learning_rates(StaticLearningRates(), optimizers, lambda: static)
     assert [h.optimizer for h in hooks] == [optimizers["opacities"]]
@@ -68,9 +70,13 @@ class FakeDatamanager:
         query_xy = torch.tensor([[W / 2 + 0.5, H / 2 + 0.5]])
         batch = track_batch(self.init, query_xy)
         cam.metadata = {"track_targets": batch.targets, "cam_idx": 0}
-        return cam, {"image": torch.rand(H, W, 3), "mask": torch.ones(H, W, 1, dtype=torch.bool),
-                     "depth_image": torch.full((H, W, 1), 6.0), "motion_mask": torch.zeros(H, W, 1),
-                     "track_batch": batch}  # fmt: skip
+        return cam, {
+            "image": torch.rand(H, W, 3),
+            "mask": torch.ones(H, W, 1, dtype=torch.bool),
+            "depth_image": torch.full((H, W, 1), 6.0),
+            "motion_mask": torch.zeros(H, W, 1),
+            "track_batch": batch,
+        }
 
 
 def pipeline(model, datamanager) -> ShapeOfMotionPipeline:
@@ -139,8 +145,9 @@ def test_callback_attributes_are_what_step_cb_receives():
     model.train()
     optimizers = {name: torch.optim.Adam(p, lr=1e-2) for name, p in model.get_param_groups().items()}
     holder = type("O", (), {"optimizers": optimizers})()
-    callbacks = model.get_training_callbacks(TrainingCallbackAttributes(optimizers=holder, grad_scaler=None,
-                                                                        pipeline=None, trainer=None))  # fmt: skip
+    callbacks = model.get_training_callbacks(
+        TrainingCallbackAttributes(optimizers=holder, grad_scaler=None, pipeline=None, trainer=None)
+    )
     for cb in callbacks[:1]:
         cb.run_callback_at_location(1, cb.where_to_run[0])
     hooks = model._lr_hooks

@@ -14,16 +14,18 @@ W, H = 100, 50
 
 def gaussians(scales, opacities, dynamic):
     n = len(scales)
-    params = ParameterDict({
-        "means": Parameter(torch.randn(n, 3)),
-        "scales": Parameter(torch.log(torch.tensor(scales)).reshape(n, 1).repeat(1, 3)),
-        "quats": Parameter(torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1)),
-        "features_dc": Parameter(torch.arange(float(n))[:, None].repeat(1, 3)),  # an identity for each Gaussian
-        "opacities": Parameter(torch.logit(torch.tensor(opacities)).reshape(n, 1)),
-        "motion_coefs": Parameter(torch.arange(float(n))[:, None] * torch.tensor([[1.0, -1.0]])),
-        "is_dynamic": Parameter(torch.tensor(dynamic, dtype=torch.float32), requires_grad=False),
-        "translations": Parameter(torch.arange(float(n))[:, None, None].repeat(1, 3, 3)),  # per-Gaussian motion
-    })  # fmt: skip
+    params = ParameterDict(
+        {
+            "means": Parameter(torch.randn(n, 3)),
+            "scales": Parameter(torch.log(torch.tensor(scales)).reshape(n, 1).repeat(1, 3)),
+            "quats": Parameter(torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1)),
+            "features_dc": Parameter(torch.arange(float(n))[:, None].repeat(1, 3)),  # an identity for each Gaussian
+            "opacities": Parameter(torch.logit(torch.tensor(opacities)).reshape(n, 1)),
+            "motion_coefs": Parameter(torch.arange(float(n))[:, None] * torch.tensor([[1.0, -1.0]])),
+            "is_dynamic": Parameter(torch.tensor(dynamic, dtype=torch.float32), requires_grad=False),
+            "translations": Parameter(torch.arange(float(n))[:, None, None].repeat(1, 3, 3)),  # per-Gaussian motion
+        }
+    )
     optimizers = {name: torch.optim.Adam([p], lr=0.0) for name, p in params.items()}
     for p in params.values():  # give Adam some state to carry
         p.grad = torch.ones_like(p)
@@ -36,15 +38,29 @@ def render_info(n: int, grad_px, radii_px):
     """What a render leaves after backward: screen gradients (pixels) and radii."""
     means2d = torch.zeros(1, n, 2, requires_grad=True)
     means2d.grad = torch.tensor(grad_px, dtype=torch.float32).reshape(1, n, 1) * torch.tensor([2.0 / W, 0.0])
-    return {"means2d": means2d, "radii": torch.tensor(radii_px, dtype=torch.int32).reshape(1, n), "width": W,
-            "height": H, "n_cameras": 1}  # fmt: skip
+    return {
+        "means2d": means2d,
+        "radii": torch.tensor(radii_px, dtype=torch.int32).reshape(1, n),
+        "width": W,
+        "height": H,
+        "n_cameras": 1,
+    }
 
 
 def strategy(num_frames: int = 2, **overrides):
-    cfg = dict(warmup_steps=2, control_every=5, reset_opacity_every_n_controls=4, stop_control_by_screen_steps=100,
-               stop_control_steps=100, densify_xys_grad_threshold=0.5, densify_scale_threshold=0.1,
-               densify_screen_threshold=0.3, cull_opacity_threshold=0.1, cull_scale_threshold=0.5,
-               cull_screen_threshold=0.6)  # fmt: skip
+    cfg = dict(
+        warmup_steps=2,
+        control_every=5,
+        reset_opacity_every_n_controls=4,
+        stop_control_by_screen_steps=100,
+        stop_control_steps=100,
+        densify_xys_grad_threshold=0.5,
+        densify_scale_threshold=0.1,
+        densify_screen_threshold=0.3,
+        cull_opacity_threshold=0.1,
+        cull_scale_threshold=0.5,
+        cull_screen_threshold=0.6,
+    )
     cfg.update(overrides)
     return ShapeOfMotionStrategy(DensityControlConfig(**cfg), num_frames=num_frames, static_scale=2.0)
 
@@ -182,9 +198,17 @@ def test_sampled_split_moves_the_two_halves_apart():
 
 def test_step_scale_stretches_every_step_number_of_the_schedule():
     s = ShapeOfMotionStrategy(
-        DensityControlConfig(warmup_steps=2, control_every=5, reset_opacity_every_n_controls=4, stop_control_steps=100,
-                             stop_control_by_screen_steps=100, densify_xys_grad_threshold=0.5),
-        num_frames=2, step_scale=8.0)  # fmt: skip
+        DensityControlConfig(
+            warmup_steps=2,
+            control_every=5,
+            reset_opacity_every_n_controls=4,
+            stop_control_steps=100,
+            stop_control_by_screen_steps=100,
+            densify_xys_grad_threshold=0.5,
+        ),
+        num_frames=2,
+        step_scale=8.0,
+    )
     assert (s.reset_every, s.densify_pause, s.cull_pause, s.steps(2)) == (160, 16, 48, 16)
     params, optimizers = gaussians([0.05], [0.5], [1])
     state = s.initialize_state()

@@ -30,10 +30,12 @@ def annotations() -> TrackAnnotations:
 
 
 def perfect(ann: TrackAnnotations) -> TrackPredictions:
-    return TrackPredictions(points_3d=ann.points_3d[None].expand(K, -1, -1, -1).clone(),
-                            points_2d=ann.points_2d[None].expand(K, -1, -1, -1).clone(),
-                            visible=ann.visible[None].expand(K, -1, -1).clone(),
-                            camera_centres=ann.camera_centres.clone())  # fmt: skip
+    return TrackPredictions(
+        points_3d=ann.points_3d[None].expand(K, -1, -1, -1).clone(),
+        points_2d=ann.points_2d[None].expand(K, -1, -1, -1).clone(),
+        visible=ann.visible[None].expand(K, -1, -1).clone(),
+        camera_centres=ann.camera_centres.clone(),
+    )
 
 
 def test_similarity_alignment_recovers_scale_rotation_translation():

@@ -18,8 +18,9 @@ def train(scene: Path, out: Path, steps: int) -> Path:
     """Trains and returns the run's config.yml."""
     cfg = copy.deepcopy(shapeofmotion.config)
     cfg.pipeline.datamanager.data = scene
-    cfg.pipeline.datamanager.init = InitConfig(num_dynamic=1000, num_static=3000, min_cluster_points=20,
-                                               optim_steps=100)  # fmt: skip
+    cfg.pipeline.datamanager.init = InitConfig(
+        num_dynamic=1000, num_static=3000, min_cluster_points=20, optim_steps=100
+    )
     cfg.pipeline.model.frames_per_step = 2  # the schedule below is in 8-frame steps: × 4 training steps
     control = cfg.pipeline.model.density_control
     control.warmup_steps, control.control_every, control.reset_opacity_every_n_controls = 5, 6, 1000  # no reset

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.slow
 def run(*args: str, cwd: Path) -> str:
     env = dict(os.environ, COLUMNS="200", PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")  # ffmpeg lives in the venv
     env["CUDA_VISIBLE_DEVICES"] = ""  # CPU: the thresholds are set there; tests/test_cuda.py covers CUDA
-    proc = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
 
@@ -32,12 +34,48 @@ def checkpoint_state(path: Path) -> dict:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sharptime_e2e")
-    run("splat4d-synth", "--format", "easyvolcap", "--out", "scene", "--num-cameras", "5", "--num-frames", "8",
-        "--width", "80", "--height", "60", cwd=root)  # fmt: skip
-    common = ["--vis", "tensorboard", "--output-dir", "out", "--experiment-name", "e2e", "--steps-per-save", "150",
-              "--pipeline.model.refine-every", "20", "--pipeline.model.warmup-length", "20"]  # fmt: skip
-    run("ns-train", "sharptime", "--data", "scene", "--max-num-iterations", "150", "--timestamp", "first", *common,
-        cwd=root)  # fmt: skip
+    run(
+        "splat4d-synth",
+        "--format",
+        "easyvolcap",
+        "--out",
+        "scene",
+        "--num-cameras",
+        "5",
+        "--num-frames",
+        "8",
+        "--width",
+        "80",
+        "--height",
+        "60",
+        cwd=root,
+    )
+    common = [
+        "--vis",
+        "tensorboard",
+        "--output-dir",
+        "out",
+        "--experiment-name",
+        "e2e",
+        "--steps-per-save",
+        "150",
+        "--pipeline.model.refine-every",
+        "20",
+        "--pipeline.model.warmup-length",
+        "20",
+    ]
+    run(
+        "ns-train",
+        "sharptime",
+        "--data",
+        "scene",
+        "--max-num-iterations",
+        "150",
+        "--timestamp",
+        "first",
+        *common,
+        cwd=root,
+    )
     return root
 
 
@@ -45,10 +83,31 @@ def test_resume_keeps_gaussians_and_optimizer_state(trained: Path):
     first = trained / "out/e2e/sharptime/first/nerfstudio_models/step-000000149.ckpt"
     state = checkpoint_state(first)
     n = state["pipeline"]["_model.gauss_params.means"].shape[0]
-    run("ns-train", "sharptime", "--data", "scene", "--max-num-iterations", "150", "--timestamp", "resumed",
-        "--load-dir", "out/e2e/sharptime/first/nerfstudio_models", "--vis", "tensorboard", "--output-dir", "out",
-        "--experiment-name", "e2e", "--steps-per-save", "150", "--pipeline.model.refine-every", "20",
-        "--pipeline.model.warmup-length", "20", cwd=trained)  # fmt: skip
+    run(
+        "ns-train",
+        "sharptime",
+        "--data",
+        "scene",
+        "--max-num-iterations",
+        "150",
+        "--timestamp",
+        "resumed",
+        "--load-dir",
+        "out/e2e/sharptime/first/nerfstudio_models",
+        "--vis",
+        "tensorboard",
+        "--output-dir",
+        "out",
+        "--experiment-name",
+        "e2e",
+        "--steps-per-save",
+        "150",
+        "--pipeline.model.refine-every",
+        "20",
+        "--pipeline.model.warmup-length",
+        "20",
+        cwd=trained,
+    )
     resumed = checkpoint_state(trained / "out/e2e/sharptime/resumed/nerfstudio_models/step-000000299.ckpt")
     assert resumed["step"] == 299
     # the resumed run is in stage 2 (fixed count): same number of Gaussians as the checkpoint it came from
@@ -66,8 +125,19 @@ def test_eval_render_times_and_export(trained: Path):
     run("splat4d-time-path", "--load-config", config, "--output-path", "sweep.json", "--num-frames", "3", cwd=trained)
     path = json.loads((trained / "sweep.json").read_text())
     assert [f["render_time"] for f in path["camera_path"]] == [0.0, 0.5, 1.0]
-    run("ns-render", "camera-path", "--load-config", config, "--camera-path-filename", "sweep.json",
-        "--output-format", "images", "--output-path", "renders", cwd=trained)  # fmt: skip
+    run(
+        "ns-render",
+        "camera-path",
+        "--load-config",
+        config,
+        "--camera-path-filename",
+        "sweep.json",
+        "--output-format",
+        "images",
+        "--output-path",
+        "renders",
+        cwd=trained,
+    )
     frames = sorted((trained / "renders").glob("*.jpg")) + sorted((trained / "renders").glob("*.png"))
     assert len(frames) == 3
     images = [np.asarray(Image.open(f), dtype=np.float32) / 255 for f in frames]

@@ -75,7 +75,9 @@ def test_stretch_after_a_resume_continues_the_stretched_schedule():
     resumed = paper_optimizers()  # a resume: scheduler state loaded, then the callback stretches
     resumed.load_schedulers({k: s.state_dict() for k, s in first.schedulers.items()})
     stretch_schedules(resumed, run_steps)
-    assert abs(resumed.optimizers["means"].param_groups[0]["lr"] - first.optimizers["means"].param_groups[0]["lr"]) < 1e-15
+    assert (
+        abs(resumed.optimizers["means"].param_groups[0]["lr"] - first.optimizers["means"].param_groups[0]["lr"]) < 1e-15
+    )
 
 
 def test_demo_preset_is_one_config_and_the_model_leaves_the_trainer_alone():

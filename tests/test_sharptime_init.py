@@ -64,7 +64,9 @@ def result(synthetic) -> Tuple[InitPoints, float]:
 
 def test_triangulate_frame_reprojects_and_lies_on_gt_surfaces(synthetic, tmp_path):
     images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in synthetic.frames.image_paths[2]]
-    pts = triangulate_frame(images, synthetic.frames.Ks, synthetic.frames.w2c, tmp_path / "work", quiet().triangulation, seed=0)
+    pts = triangulate_frame(
+        images, synthetic.frames.Ks, synthetic.frames.w2c, tmp_path / "work", quiet().triangulation, seed=0
+    )
     assert pts.num_points > 100
     point_of_obs = np.repeat(np.arange(pts.num_points), np.diff(pts.track_offsets))
     assert np.all(np.diff(pts.track_offsets) >= 2)
@@ -275,7 +277,11 @@ def test_user_masks_are_used(synthetic, result, tmp_path):
 def test_frame_stride(synthetic, tmp_path):
     assert frames_mod.triangulated_frames(6, 2) == [0, 2, 4, 5]
     assert frames_mod.triangulated_frames(5, 2) == [0, 2, 4]
-    pts = velocity_aware_init(synthetic.frames_in(tmp_path), quiet(triangulation=TriangulationConfig(frame_stride=3)), time_scale=float(NUM_FRAMES - 1))
+    pts = velocity_aware_init(
+        synthetic.frames_in(tmp_path),
+        quiet(triangulation=TriangulationConfig(frame_stride=3)),
+        time_scale=float(NUM_FRAMES - 1),
+    )
     assert pts is not None and pts.is_dynamic.any()
     # dynamic points only at the triangulated frames 0, 3, 5; σt = 3 × the median interval (2.5 frames)
     assert set(np.round(pts.times[pts.is_dynamic]).astype(int).tolist()) <= {0, 3, 5}

@@ -1,7 +1,6 @@
 """SharpTimeGS two-stage densification on a tiny scene: AbsGS first, then relocation at a fixed
 count with frozen canonical times, blend-weighted error accumulation and correct Adam state."""
 
-
 import pytest
 import torch
 from nerfstudio.cameras.cameras import Cameras
@@ -13,13 +12,25 @@ from sharptime_ns.model import SharpTimeModelConfig
 
 def make_model(num_train_data: int = 1, **overrides):
     settings = dict(
-        rasterizer_backend="reference", num_random=400, random_scale=1.5, total_steps=18, stage1_fraction=1 / 3,
-        refine_every=2, warmup_length=1, reset_alpha_every=1000, sh_degree=1, densify_grad_thresh=1e-7,
-        cull_alpha_thresh=0.05, num_downscales=0, background_color="black",
-    )  # fmt: skip
+        rasterizer_backend="reference",
+        num_random=400,
+        random_scale=1.5,
+        total_steps=18,
+        stage1_fraction=1 / 3,
+        refine_every=2,
+        warmup_length=1,
+        reset_alpha_every=1000,
+        sh_degree=1,
+        densify_grad_thresh=1e-7,
+        cull_alpha_thresh=0.05,
+        num_downscales=0,
+        background_color="black",
+    )
     cfg = SharpTimeModelConfig(**{**settings, **overrides})
     box = SceneBox(torch.tensor([[-1.0, -1, -1], [1, 1, 1]]))
-    return cfg.setup(scene_box=box, num_train_data=num_train_data, metadata={"num_frames": 5, "fps": 30.0}, device="cpu")
+    return cfg.setup(
+        scene_box=box, num_train_data=num_train_data, metadata={"num_frames": 5, "fps": 30.0}, device="cpu"
+    )
 
 
 def camera(i: int, t: float) -> Cameras:

@@ -25,7 +25,9 @@ def test_position_at_hand_values():
 
 def test_lifespan_flat_top_and_boundary():
     times, tscale, radius = t(1.0, 1.0, 1.0, 1.0), t(0.5, 0.5, 0.5, 0.5), t(0.2, 0.2, 0.2, 0.2)
-    values = torch.stack([temporal.lifespan(times[i], tscale[i], radius[i], ti) for i, ti in enumerate((1.1, 1.2, 1.7, 0.3))])
+    values = torch.stack(
+        [temporal.lifespan(times[i], tscale[i], radius[i], ti) for i, ti in enumerate((1.1, 1.2, 1.7, 0.3))]
+    )
     # inside |t − T| ≤ r → 1; boundary exactly r → 1; 0.5 beyond r → exp(−((0.7 − 0.2)/0.5)²) = e⁻¹; 0.7 → e^(−1)
     torch.testing.assert_close(values, t(1.0, 1.0, math.exp(-1.0), math.exp(-1.0)))
 

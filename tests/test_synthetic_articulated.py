@@ -30,8 +30,10 @@ def test_links_stay_attached_and_bend_at_their_joints():
 
 
 def test_written_scene_rebuilds_the_articulated_scene(tmp_path):
-    out = write_monocular_scene(tmp_path / "scene", MonocularConfig(num_frames=3, width=32, height=24,
-                                                                     scene="articulated", handheld_tremor=0.02))  # fmt: skip
+    out = write_monocular_scene(
+        tmp_path / "scene",
+        MonocularConfig(num_frames=3, width=32, height=24, scene="articulated", handheld_tremor=0.02),
+    )
     truth = load_ground_truth(out)
     assert truth.family == "articulated" and truth.object_names[:3] == ["upper_arm", "forearm", "hand"]
     rebuilt = truth.scene()

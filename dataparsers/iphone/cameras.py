@@ -16,8 +16,17 @@ from dataparsers.errors import DatasetFormatError
 from dataparsers.iphone.colmap_files import require_complete_model
 from dataparsers.iphone.scene_files import listed, read_json, require_fields
 
-CAMERA_FIELDS = ("orientation", "position", "focal_length", "principal_point", "skew", "pixel_aspect_ratio",
-                 "radial_distortion", "tangential_distortion", "image_size")  # fmt: skip
+CAMERA_FIELDS = (
+    "orientation",
+    "position",
+    "focal_length",
+    "principal_point",
+    "skew",
+    "pixel_aspect_ratio",
+    "radial_distortion",
+    "tangential_distortion",
+    "image_size",
+)
 # COLMAP models we read: name -> how their extra parameters map onto OpenCV (k1, k2, p1, p2, k3)
 COLMAP_DISTORTION = {
     "SIMPLE_PINHOLE": lambda extra: np.zeros(5),
@@ -108,15 +117,21 @@ def read_colmap_cameras(sparse_dir: Path, frames: Sequence[str]) -> Dict[str, Fr
         camera = model.cameras[image.camera_id]
         model_name = camera.model.name
         if model_name not in COLMAP_DISTORTION:
-            raise DatasetFormatError(sparse_dir, f"camera model {model_name} of {image.name} is not one of "
-                                                 f"{', '.join(COLMAP_DISTORTION)}")  # fmt: skip
+            raise DatasetFormatError(
+                sparse_dir, f"camera model {model_name} of {image.name} is not one of {', '.join(COLMAP_DISTORTION)}"
+            )
         pose = image.cam_from_world
         pose = pose() if callable(pose) else pose  # a method since pycolmap 3.12, a property before
         w2c = np.eye(4)
         w2c[:3] = pose.matrix()
         extra = np.asarray(camera.params)[4 if model_name in ("PINHOLE", "OPENCV") else 3 :]
-        cameras[frame] = FrameCamera(np.asarray(camera.calibration_matrix(), dtype=np.float64), w2c, camera.width,
-                                     camera.height, COLMAP_DISTORTION[model_name](extra))  # fmt: skip
+        cameras[frame] = FrameCamera(
+            np.asarray(camera.calibration_matrix(), dtype=np.float64),
+            w2c,
+            camera.width,
+            camera.height,
+            COLMAP_DISTORTION[model_name](extra),
+        )
     return cameras
 
 
@@ -128,8 +143,9 @@ def write_colmap_cameras(sparse_dir: Path, cameras: Dict[str, FrameCamera]) -> N
         if k3:
             raise ValueError(f"COLMAP's OPENCV model has no k3 (frame {frame} has k3 = {k3})")
         params = [cam.K[0, 0], cam.K[1, 1], cam.K[0, 2], cam.K[1, 2], k1, k2, p1, p2]
-        model.add_camera_with_trivial_rig(pycolmap.Camera(model="OPENCV", width=cam.width, height=cam.height,
-                                                          params=params, camera_id=image_id))  # fmt: skip
+        model.add_camera_with_trivial_rig(
+            pycolmap.Camera(model="OPENCV", width=cam.width, height=cam.height, params=params, camera_id=image_id)
+        )
         image = pycolmap.Image(name=f"{frame}.png", camera_id=image_id, image_id=image_id)
         model.add_image_with_trivial_frame(image, pycolmap.Rigid3d(cam.w2c[:3]))
     sparse_dir.mkdir(parents=True, exist_ok=True)

@@ -157,8 +157,16 @@ class IPhoneDataParser(DataParser):
             },
         )
 
-    def _priors(self, layout: IPhoneLayout, info: SceneInfo, split: str, frames: SplitFrames, train: SplitFrames,
-                geometry: Geometry, sizes: List[Tuple[int, int]]) -> SplitPriors:  # fmt: skip
+    def _priors(
+        self,
+        layout: IPhoneLayout,
+        info: SceneInfo,
+        split: str,
+        frames: SplitFrames,
+        train: SplitFrames,
+        geometry: Geometry,
+        sizes: List[Tuple[int, int]],
+    ) -> SplitPriors:
         """The split's priors; those it lacks are listed in ``missing``."""
         known = set(info.frames)
         missing: Dict[str, str] = {}
@@ -172,8 +180,9 @@ class IPhoneDataParser(DataParser):
             full_sizes=[(geometry.cameras[f].width, geometry.cameras[f].height) for f in frames.frame_names],
             depth=depth,
             motion_masks=per_frame_files(layout.motion_mask_dir, ".png", frames.frame_names, known),
-            covisible_masks=None if split == "train" else per_frame_files(layout.covisible_dir, ".png",
-                                                                          frames.frame_names, known),  # fmt: skip
+            covisible_masks=None
+            if split == "train"
+            else per_frame_files(layout.covisible_dir, ".png", frames.frame_names, known),
         )
         if frame_priors.motion_masks is None:
             missing["motion_mask"] = str(layout.motion_mask_dir)
@@ -219,8 +228,9 @@ class IPhoneDataParser(DataParser):
             raise DatasetFormatError(path, f"should hold one positive number, found {value.tolist()}")
         return float(value[0])
 
-    def _read_cameras(self, layout: IPhoneLayout, frames: List[str], refined: bool,
-                      metric_scale: Optional[float]) -> Dict[str, FrameCamera]:  # fmt: skip
+    def _read_cameras(
+        self, layout: IPhoneLayout, frames: List[str], refined: bool, metric_scale: Optional[float]
+    ) -> Dict[str, FrameCamera]:
         """Cameras of ``frames`` (duplicates allowed) in world units (see the module docstring)."""
         unique = list(dict.fromkeys(frames))
         if not refined:
@@ -231,8 +241,9 @@ class IPhoneDataParser(DataParser):
                 cam.w2c[:3, 3] *= metric_scale
         return cameras
 
-    def _normalization(self, info: SceneInfo, train_cameras: List[FrameCamera],
-                       refined: bool) -> Tuple[np.ndarray, float]:  # fmt: skip
+    def _normalization(
+        self, info: SceneInfo, train_cameras: List[FrameCamera], refined: bool
+    ) -> Tuple[np.ndarray, float]:
         """([3, 4] transform [R | −R·c], scale s) of the normalization in the module docstring."""
         cfg = self.config
         rotation = np.eye(3)
@@ -242,13 +253,17 @@ class IPhoneDataParser(DataParser):
         method = cfg.center_method if cfg.center_method != "auto" else ("poses" if refined else "scene")
         if method == "scene" and refined:
             raise ValueError("center_method 'scene' needs the original cameras: scene.json's center is in their world")
-        center = {"scene": info.center, "poses": np.mean([cam.center for cam in train_cameras], axis=0),
-                  "none": np.zeros(3)}[method]  # fmt: skip
+        center = {
+            "scene": info.center,
+            "poses": np.mean([cam.center for cam in train_cameras], axis=0),
+            "none": np.zeros(3),
+        }[method]
         transform = np.concatenate([rotation, (-rotation @ center)[:, None]], axis=1)
         return transform, cfg.scale_factor * info.scale
 
-    def _image_files(self, layout: IPhoneLayout, frames: SplitFrames,
-                     cameras: Dict[str, FrameCamera]) -> Tuple[List[Path], List[Tuple[int, int]]]:  # fmt: skip
+    def _image_files(
+        self, layout: IPhoneLayout, frames: SplitFrames, cameras: Dict[str, FrameCamera]
+    ) -> Tuple[List[Path], List[Tuple[int, int]]]:
         """rgb/<factor>x files of the split and their (W, H); checks they exist and the first one's size."""
         files = [layout.rgb_file(self.config.factor, f) for f in frames.frame_names]
         missing = [f.name for f in files if not f.is_file()]
@@ -257,8 +272,11 @@ class IPhoneDataParser(DataParser):
         sizes = [resized_size(cameras[f].width, cameras[f].height, self.config.factor) for f in frames.frame_names]
         with Image.open(files[0]) as image:
             if image.size != sizes[0]:
-                raise DatasetFormatError(files[0], f"is {image.size[0]}×{image.size[1]} but its camera's image_size "
-                                         f"at factor {self.config.factor} is {sizes[0][0]}×{sizes[0][1]}")
+                raise DatasetFormatError(
+                    files[0],
+                    f"is {image.size[0]}×{image.size[1]} but its camera's image_size "
+                    f"at factor {self.config.factor} is {sizes[0][0]}×{sizes[0][1]}",
+                )
         return files, sizes
 
     @staticmethod
@@ -279,14 +297,16 @@ class IPhoneDataParser(DataParser):
 
         return Cameras(
             camera_to_worlds=torch.as_tensor(c2w, dtype=torch.float32),
-            fx=column(K[:, 0, 0] * ratio[:, 0]), fy=column(K[:, 1, 1] * ratio[:, 1]),
-            cx=column(K[:, 0, 2] * ratio[:, 0]), cy=column(K[:, 1, 2] * ratio[:, 1]),
+            fx=column(K[:, 0, 0] * ratio[:, 0]),
+            fy=column(K[:, 1, 1] * ratio[:, 1]),
+            cx=column(K[:, 0, 2] * ratio[:, 0]),
+            cy=column(K[:, 1, 2] * ratio[:, 1]),
             width=column(np.array([w for w, _ in sizes]), torch.int64),
             height=column(np.array([h for _, h in sizes]), torch.int64),
             distortion_params=torch.as_tensor(params, dtype=torch.float32) if np.any(params) else None,
             camera_type=CameraType.PERSPECTIVE,
             times=column(frames.time_ids / max(info.num_time_steps - 1, 1)),
-        )  # fmt: skip
+        )
 
     @staticmethod
     def _scene_box(geometry: Geometry, train: SplitFrames, info: SceneInfo) -> SceneBox:
@@ -307,8 +327,10 @@ class IPhoneDataParser(DataParser):
             return None
         if requested != "auto":
             if requested != LIDAR and not requested.startswith(ALIGNED_DEPTH_PREFIX):
-                raise ValueError(f"depth must be auto, none, lidar or a {PREPROCESSED}/{ALIGNED_DEPTH_PREFIX}* folder "
-                                 f"name, got {requested!r}")  # fmt: skip
+                raise ValueError(
+                    f"depth must be auto, none, lidar or a {PREPROCESSED}/{ALIGNED_DEPTH_PREFIX}* folder "
+                    f"name, got {requested!r}"
+                )
             if not layout.depth_dir(requested).is_dir():
                 raise DatasetFormatError(layout.depth_dir(requested), f"is missing (depth={requested!r} was requested)")
             return requested
@@ -326,8 +348,9 @@ class IPhoneDataParser(DataParser):
             return f"{layout.depth_dir(source)} for this split"
         return f"{layout.depth_dir(LIDAR)} or {layout.root / PREPROCESSED / ALIGNED_DEPTH_PREFIX}*/1x"
 
-    def _depth_prior(self, layout: IPhoneLayout, source: Optional[str], frames: SplitFrames, known: Set[str],
-                     geometry: Geometry) -> Optional[DepthPrior]:  # fmt: skip
+    def _depth_prior(
+        self, layout: IPhoneLayout, source: Optional[str], frames: SplitFrames, known: Set[str], geometry: Geometry
+    ) -> Optional[DepthPrior]:
         """The split's depth files with their conversion to nerfstudio units (None: no depth)."""
         if source is None:
             return None
@@ -340,7 +363,13 @@ class IPhoneDataParser(DataParser):
         elif units == "colmap" and geometry.metric_scale is not None:
             to_world = geometry.metric_scale
         else:
-            raise DatasetFormatError(layout.metric_scale_file, f"is needed to use the {units} depth of "
-                                     f"{layout.depth_dir(source)} with {geometry.world} cameras")
-        return DepthPrior(files, disparity=source != LIDAR, to_world=to_world * geometry.scale,
-                          min_disparity=self.config.min_disparity)  # fmt: skip
+            raise DatasetFormatError(
+                layout.metric_scale_file,
+                f"is needed to use the {units} depth of {layout.depth_dir(source)} with {geometry.world} cameras",
+            )
+        return DepthPrior(
+            files,
+            disparity=source != LIDAR,
+            to_world=to_world * geometry.scale,
+            min_disparity=self.config.min_disparity,
+        )

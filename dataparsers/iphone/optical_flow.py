@@ -56,8 +56,9 @@ def pixel_grid(width: int, height: int, stride: int = 1) -> Tuple[np.ndarray, np
     return np.mgrid[0:height:stride, 0:width:stride]
 
 
-def rigid_flow(depth: np.ndarray, K_from: np.ndarray, w2c_from: np.ndarray, K_to: np.ndarray,
-               w2c_to: np.ndarray) -> np.ndarray:  # fmt: skip
+def rigid_flow(
+    depth: np.ndarray, K_from: np.ndarray, w2c_from: np.ndarray, K_to: np.ndarray, w2c_to: np.ndarray
+) -> np.ndarray:
     """[H, W, 2] flow of a static scene with z-depth ``depth`` [H, W] between two cameras of the
     same image size (NaN where the depth is unknown or the pixel leaves the image)."""
     height, width = depth.shape
@@ -89,8 +90,14 @@ def query_points(mask: np.ndarray, stride: int) -> np.ndarray:
     return np.stack([cols[keep] + 0.5, rows[keep] + 0.5], axis=1).astype(np.float64)
 
 
-def chain_tracks(points: np.ndarray, query: int, forward: Sequence[np.ndarray], backward: Sequence[np.ndarray],
-                 size: Tuple[int, int], settings: FlowSettings) -> np.ndarray:  # fmt: skip
+def chain_tracks(
+    points: np.ndarray,
+    query: int,
+    forward: Sequence[np.ndarray],
+    backward: Sequence[np.ndarray],
+    size: Tuple[int, int],
+    settings: FlowSettings,
+) -> np.ndarray:
     """[F, P, 4] tracks (u, v, occlusion logit, expected-distance logit) of ``points`` [P, 2] of
     frame ``query`` in every frame, through ``forward[t]`` (flow t → t+1) and ``backward[t]``
     (flow t+1 → t); logits as in the module docstring."""

@@ -120,8 +120,10 @@ def read_inputs(cmd: PreprocessVideo) -> Inputs:
     even = (width - width % 2, height - height % 2)
     cameras = read_poses(cmd.poses, indices, (width, height))
     depth_dir = cmd.depth if cmd.depth is not None else cmd.disparity
-    depths = [read_depth(path, (width, height), disparity=cmd.disparity is not None)
-              for path in select_files(depth_dir, indices, (".npy",))]  # fmt: skip
+    depths = [
+        read_depth(path, (width, height), disparity=cmd.disparity is not None)
+        for path in select_files(depth_dir, indices, (".npy",))
+    ]
     for cam in cameras:
         cam.width, cam.height = even
     crop = (slice(0, even[1]), slice(0, even[0]))
@@ -160,8 +162,11 @@ def select_files(folder: Path, indices: List[int], suffixes: Tuple[str, ...]) ->
         raise DatasetFormatError(folder, "is not a folder")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
     if len(files) <= indices[-1]:
-        raise DatasetFormatError(folder, f"has {len(files)} {'/'.join(suffixes)} files but video frame "
-                                         f"{indices[-1]} is used (one file per video frame is needed)")
+        raise DatasetFormatError(
+            folder,
+            f"has {len(files)} {'/'.join(suffixes)} files but video frame "
+            f"{indices[-1]} is used (one file per video frame is needed)",
+        )
     return [files[i] for i in indices]
 
 
@@ -172,8 +177,11 @@ def read_poses(path: Path, indices: List[int], size: Tuple[int, int]) -> List[Fr
     except (OSError, ValueError, KeyError) as err:
         raise DatasetFormatError(path, f"should be an .npz with arrays w2c and K ({err})") from err
     if w2c.ndim != 3 or w2c.shape[1:] not in ((4, 4), (3, 4)) or len(w2c) <= indices[-1]:
-        raise DatasetFormatError(path, f"w2c has shape {w2c.shape}; expected [N, 4, 4] with one pose per video frame "
-                                       f"(frame {indices[-1]} is used)")  # fmt: skip
+        raise DatasetFormatError(
+            path,
+            f"w2c has shape {w2c.shape}; expected [N, 4, 4] with one pose per video frame "
+            f"(frame {indices[-1]} is used)",
+        )
     K = np.broadcast_to(K, (len(w2c), 3, 3)) if K.shape == (3, 3) else K
     if K.shape != (len(w2c), 3, 3) or not (np.all(np.isfinite(K)) and np.all(np.isfinite(w2c))):
         raise DatasetFormatError(path, f"K has shape {K.shape}; expected finite [3, 3] or [{len(w2c)}, 3, 3]")
@@ -207,8 +215,11 @@ def write_scene(layout: IPhoneLayout, cmd: PreprocessVideo, inputs: Inputs) -> N
     for name, frame, cam in zip(names, inputs.frames, inputs.cameras):
         write_rgb(layout, name, frame, valid)
         write_camera(layout, name, cam)
-    write_frame_lists(layout, [FrameRecord(n, t, 0) for t, n in enumerate(names)],
-                      {"train": [names[t] for t in train], "val": [names[t] for t in sorted(val)]})  # fmt: skip
+    write_frame_lists(
+        layout,
+        [FrameRecord(n, t, 0) for t, n in enumerate(names)],
+        {"train": [names[t] for t in train], "val": [names[t] for t in sorted(val)]},
+    )
     write_scene_bounds(layout, depth_points(inputs), inputs.cameras, inputs.fps, factor=1)
     write_depth(layout, cmd, names, inputs)
     masks = write_motion_masks(layout, names, inputs, cmd)
@@ -242,35 +253,46 @@ def write_depth(layout: IPhoneLayout, cmd: PreprocessVideo, names: List[str], in
         np.save(folder / f"{name}.npy", depth[..., None] if source == LIDAR else disparity)
 
 
-def write_motion_masks(layout: IPhoneLayout, names: List[str], inputs: Inputs,
-                       cmd: PreprocessVideo) -> List[np.ndarray]:  # fmt: skip
+def write_motion_masks(
+    layout: IPhoneLayout, names: List[str], inputs: Inputs, cmd: PreprocessVideo
+) -> List[np.ndarray]:
     """Motion mask of each frame from its flow to the next frame (the last one: to the previous)."""
     masks = []
     for t, name in enumerate(names):
         n = t + 1 if t + 1 < len(names) else t - 1
         flow = dense_flow(inputs.frames[t], inputs.frames[n], cmd.flow)
-        rigid = rigid_flow(inputs.depths[t], inputs.cameras[t].K, inputs.cameras[t].w2c, inputs.cameras[n].K,
-                           inputs.cameras[n].w2c)  # fmt: skip
+        rigid = rigid_flow(
+            inputs.depths[t], inputs.cameras[t].K, inputs.cameras[t].w2c, inputs.cameras[n].K, inputs.cameras[n].w2c
+        )
         masks.append(motion_mask(flow, rigid, cmd.motion_threshold))
         write_mask(layout.motion_mask_dir / f"{name}.png", masks[-1])
     return masks
 
 
-def write_tracks(layout: IPhoneLayout, names: List[str], frames: List[np.ndarray], masks: List[np.ndarray],
-                 cmd: PreprocessVideo) -> None:  # fmt: skip
+def write_tracks(
+    layout: IPhoneLayout, names: List[str], frames: List[np.ndarray], masks: List[np.ndarray], cmd: PreprocessVideo
+) -> None:
     """Flow-chained tracks of every training frame pair (query points: grid inside the motion mask).
     The flows between consecutive frames live in memory-mapped files while the tracks are chained."""
     height, width = frames[0].shape[:2]
     with tempfile.TemporaryDirectory(dir=layout.root) as scratch:
         shape = (len(frames) - 1, height, width, 2)
-        flows = {direction: np.lib.format.open_memmap(Path(scratch) / f"{direction}.npy", "w+", np.float32, shape)
-                 for direction in ("forward", "backward")}  # fmt: skip
+        flows = {
+            direction: np.lib.format.open_memmap(Path(scratch) / f"{direction}.npy", "w+", np.float32, shape)
+            for direction in ("forward", "backward")
+        }
         for t, (a, b) in enumerate(zip(frames[:-1], frames[1:])):
             flows["forward"][t] = dense_flow(a, b, cmd.flow)
             flows["backward"][t] = dense_flow(b, a, cmd.flow)
         for q, query in enumerate(names):
-            tracks = chain_tracks(query_points(masks[q], cmd.track_stride), q, flows["forward"], flows["backward"],
-                                  (width, height), cmd.flow)  # fmt: skip
+            tracks = chain_tracks(
+                query_points(masks[q], cmd.track_stride),
+                q,
+                flows["forward"],
+                flows["backward"],
+                (width, height),
+                cmd.flow,
+            )
             for t, target in enumerate(names):
                 write_track_pair(layout, query, target, tracks[t, :, :2], tracks[t, :, 2], tracks[t, :, 3])
         del flows  # close the memory maps before the folder is removed

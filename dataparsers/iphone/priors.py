@@ -32,15 +32,20 @@ def per_frame_files(folder: Path, suffix: str, frames: Sequence[str], known: Set
     stems = {p.name[: -len(suffix)] for p in folder.iterdir() if p.name.endswith(suffix)}
     unknown = sorted(stems - known)
     if unknown:
-        raise DatasetFormatError(folder, f"has files for frames that are not in the scene (rgb frames are named like "
-                                         f"{next(iter(known))}): {listed(unknown)}")  # fmt: skip
+        raise DatasetFormatError(
+            folder,
+            f"has files for frames that are not in the scene (rgb frames are named like "
+            f"{next(iter(known))}): {listed(unknown)}",
+        )
     missing = [f for f in frames if f not in stems]
     if len(missing) == len(frames):
         return None
     if missing:
         have = len(frames) - len(missing)
-        raise DatasetFormatError(folder, f"has no {suffix} file for frames {listed(missing)} "
-                                         f"({have} of this split's {len(frames)} frames have one)")
+        raise DatasetFormatError(
+            folder,
+            f"has no {suffix} file for frames {listed(missing)} ({have} of this split's {len(frames)} frames have one)",
+        )
     return [folder / f"{f}{suffix}" for f in frames]
 
 
@@ -77,14 +82,21 @@ class DepthPrior:
         if raw.ndim == 3 and raw.shape[2] == 1:
             raw = raw[..., 0]
         if raw.ndim != 2 or (raw.shape[1], raw.shape[0]) != tuple(full_size):
-            raise DatasetFormatError(path, f"has shape {raw.shape}; expected [{full_size[1]}, {full_size[0]}] "
-                                           f"(or [{full_size[1]}, {full_size[0]}, 1]) like the 1x image")  # fmt: skip
+            raise DatasetFormatError(
+                path,
+                f"has shape {raw.shape}; expected [{full_size[1]}, {full_size[0]}] "
+                f"(or [{full_size[1]}, {full_size[0]}, 1]) like the 1x image",
+            )
         raw = raw.astype(np.float32)
         bad = ~np.isfinite(raw)
         if bad.any():
             if not self.warned:
-                warnings.warn(f"{path}: {int(bad.sum())} NaN/inf depth values masked as unknown (further depth maps "
-                              f"with NaN/inf are masked without a warning)", DepthWarning, stacklevel=2)  # fmt: skip
+                warnings.warn(
+                    f"{path}: {int(bad.sum())} NaN/inf depth values masked as unknown (further depth maps "
+                    f"with NaN/inf are masked without a warning)",
+                    DepthWarning,
+                    stacklevel=2,
+                )
                 self.warned = True
             raw[bad] = 0.0
         if self.disparity:

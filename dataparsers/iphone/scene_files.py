@@ -60,16 +60,22 @@ class SceneInfo:
 def read_split(layout: IPhoneLayout, split: str, info: SceneInfo) -> SplitFrames:
     path = layout.split_file(split)
     if not path.is_file():
-        raise DatasetFormatError(path, "is missing: the iphone parser trains on splits/train.json and evaluates on "
-                                       "splits/val.json (it never evaluates on training images)")  # fmt: skip
+        raise DatasetFormatError(
+            path,
+            "is missing: the iphone parser trains on splits/train.json and evaluates on "
+            "splits/val.json (it never evaluates on training images)",
+        )
     record = read_json(path)
     require_fields(path, record, ("frame_names", "time_ids", "camera_ids"))
     names = [str(n) for n in record["frame_names"]]
     if not names:
         raise DatasetFormatError(path, "lists no frames (the iphone parser never substitutes training images)")
     if not len(names) == len(record["time_ids"]) == len(record["camera_ids"]):
-        raise DatasetFormatError(path, f"has {len(names)} frame_names, {len(record['time_ids'])} time_ids and "
-                                       f"{len(record['camera_ids'])} camera_ids")  # fmt: skip
+        raise DatasetFormatError(
+            path,
+            f"has {len(names)} frame_names, {len(record['time_ids'])} time_ids and "
+            f"{len(record['camera_ids'])} camera_ids",
+        )
     unknown = [n for n in names if n not in info.frames]
     if unknown:
         raise DatasetFormatError(
@@ -78,8 +84,9 @@ def read_split(layout: IPhoneLayout, split: str, info: SceneInfo) -> SplitFrames
     ids = [(int(t), int(c)) for t, c in zip(record["time_ids"], record["camera_ids"])]
     wrong = [n for n, pair in zip(names, ids) if info.frames[n] != pair]
     if wrong:
-        raise DatasetFormatError(path, f"gives time/camera ids that disagree with {layout.metadata_file.name} for "
-                                       f"{listed(wrong)}")  # fmt: skip
+        raise DatasetFormatError(
+            path, f"gives time/camera ids that disagree with {layout.metadata_file.name} for {listed(wrong)}"
+        )
     return SplitFrames(
         names, np.array([t for t, _ in ids], dtype=np.int64), np.array([c for _, c in ids], dtype=np.int64)
     )
@@ -92,15 +99,18 @@ def read_scene_info(layout: IPhoneLayout) -> SceneInfo:
     require_fields(layout.scene_file, scene, ("center", "scale", "near", "far"))
     center = np.asarray(scene["center"], dtype=np.float64)
     if center.shape != (3,) or not np.all(np.isfinite(center)) or not float(scene["scale"]) > 0:
-        raise DatasetFormatError(layout.scene_file, f"needs a 3-vector center and a positive scale, found "
-                                                    f"center={scene['center']}, scale={scene['scale']}")  # fmt: skip
+        raise DatasetFormatError(
+            layout.scene_file,
+            f"needs a 3-vector center and a positive scale, found center={scene['center']}, scale={scene['scale']}",
+        )
     dataset = read_json(layout.dataset_file)
     require_fields(layout.dataset_file, dataset, ("ids",))
     metadata = read_json(layout.metadata_file)
     missing = [str(n) for n in dataset["ids"] if str(n) not in metadata]
     if missing:
-        raise DatasetFormatError(layout.metadata_file, f"has no entry for frames of {layout.dataset_file.name}: "
-                                                       f"{listed(missing)}")  # fmt: skip
+        raise DatasetFormatError(
+            layout.metadata_file, f"has no entry for frames of {layout.dataset_file.name}: {listed(missing)}"
+        )
     frames = {}
     for name in map(str, dataset["ids"]):
         require_fields(layout.metadata_file, metadata[name], ("warp_id", "camera_id"))

@@ -59,8 +59,11 @@ def read_track_file(path: Path, num_points: Optional[int] = None) -> np.ndarray:
 
 def check_track_shape(path: Path, shape: tuple, num_points: Optional[int]) -> None:
     if len(shape) != 2 or shape[1] != 4:
-        raise DatasetFormatError(path, f"has shape {tuple(shape)}; 2D track files hold [P, 4] rows "
-                                       "(x, y, occlusion logit, expected-distance logit)")  # fmt: skip
+        raise DatasetFormatError(
+            path,
+            f"has shape {tuple(shape)}; 2D track files hold [P, 4] rows "
+            "(x, y, occlusion logit, expected-distance logit)",
+        )
     if num_points is not None and shape[0] != num_points:
         raise DatasetFormatError(path, f"has {shape[0]} tracks but its query file has {num_points}")
 
@@ -95,8 +98,9 @@ class TrackPairs:
             expected_dist_logit=torch.from_numpy(rows[:, 3].copy()),
         )
 
-    def sample_pairs(self, count: int, generator: Optional[torch.Generator] = None,
-                     query: Optional[int] = None) -> torch.Tensor:  # fmt: skip
+    def sample_pairs(
+        self, count: int, generator: Optional[torch.Generator] = None, query: Optional[int] = None
+    ) -> torch.Tensor:
         """[count, 2] (query, target) index pairs: random queries with random targets, or with
         ``query`` given, that query with ``count`` distinct random targets (count ≤ F)."""
         if query is None:
@@ -116,12 +120,16 @@ def find_track_pairs(
     stems = {p.name[:-4] for p in folder.iterdir() if p.name.endswith(".npy")}
     unknown = sorted(s for s in stems if not is_frame_pair(s, known))
     if unknown:
-        raise DatasetFormatError(folder, f"has files that are not <query frame>_<target frame>.npy for frames of the "
-                                         f"scene: {listed(unknown)}")  # fmt: skip
+        raise DatasetFormatError(
+            folder,
+            f"has files that are not <query frame>_<target frame>.npy for frames of the scene: {listed(unknown)}",
+        )
     missing = [f"{q}_{t}.npy" for q in frames for t in frames if f"{q}_{t}" not in stems]
     if missing:
-        raise DatasetFormatError(folder, f"lacks track files for {len(missing)} of the {len(frames) ** 2} training "
-                                         f"frame pairs: {listed(missing)}")  # fmt: skip
+        raise DatasetFormatError(
+            folder,
+            f"lacks track files for {len(missing)} of the {len(frames) ** 2} training frame pairs: {listed(missing)}",
+        )
     return TrackPairs(layout, frames, pixel_scale)
 
 

@@ -61,25 +61,33 @@ def write_frame_lists(layout: IPhoneLayout, frames: Sequence[FrameRecord], split
     """splits/<split>.json, dataset.json and metadata.json of ``frames``."""
     by_name = {f.name: f for f in frames}
     for split, names in splits.items():
-        write_json(layout.split_file(split), {
-            "frame_names": list(names),
-            "time_ids": [by_name[n].time_id for n in names],
-            "camera_ids": [by_name[n].camera_id for n in names],
-        })  # fmt: skip
-    write_json(layout.dataset_file, {
-        "count": len(frames),
-        "num_exemplars": len(splits["train"]),
-        "ids": [f.name for f in frames],
-        "train_ids": list(splits["train"]),
-        "val_ids": list(splits.get("val", [])),
-    })  # fmt: skip
-    write_json(layout.metadata_file, {
-        f.name: {"warp_id": f.time_id, "appearance_id": f.time_id, "camera_id": f.camera_id} for f in frames
-    })  # fmt: skip
+        write_json(
+            layout.split_file(split),
+            {
+                "frame_names": list(names),
+                "time_ids": [by_name[n].time_id for n in names],
+                "camera_ids": [by_name[n].camera_id for n in names],
+            },
+        )
+    write_json(
+        layout.dataset_file,
+        {
+            "count": len(frames),
+            "num_exemplars": len(splits["train"]),
+            "ids": [f.name for f in frames],
+            "train_ids": list(splits["train"]),
+            "val_ids": list(splits.get("val", [])),
+        },
+    )
+    write_json(
+        layout.metadata_file,
+        {f.name: {"warp_id": f.time_id, "appearance_id": f.time_id, "camera_id": f.camera_id} for f in frames},
+    )
 
 
-def write_scene_bounds(layout: IPhoneLayout, points: np.ndarray, cameras: Sequence[FrameCamera], fps: float,
-                       factor: int = 2) -> None:  # fmt: skip
+def write_scene_bounds(
+    layout: IPhoneLayout, points: np.ndarray, cameras: Sequence[FrameCamera], fps: float, factor: int = 2
+) -> None:
     """scene.json and extra.json from surface points [M, 3] seen by ``cameras`` (world units).
 
     DyCheck's normalization x' = (x − center) · scale maps the central 98% of the points into
@@ -92,20 +100,35 @@ def write_scene_bounds(layout: IPhoneLayout, points: np.ndarray, cameras: Sequen
     depths = np.concatenate([(points @ cam.w2c[:3, :3].T + cam.w2c[:3, 3])[:, 2] for cam in cameras])
     depths = depths[depths > 0]
     up = -np.mean([cam.w2c[1, :3] for cam in cameras], axis=0)
-    write_json(layout.scene_file, {"center": center.tolist(), "scale": scale,
-                                   "near": float(np.percentile(depths, 0.5)) * scale * 0.8,
-                                   "far": float(np.percentile(depths, 99.5)) * scale * 1.25})  # fmt: skip
-    write_json(layout.extra_file, {
-        "factor": factor,
-        "fps": fps,
-        "bbox": [((lo - center) * scale).tolist(), ((hi - center) * scale).tolist()],
-        "lookat": [0.0, 0.0, 0.0],
-        "up": (up / np.linalg.norm(up)).tolist(),
-    })  # fmt: skip
+    write_json(
+        layout.scene_file,
+        {
+            "center": center.tolist(),
+            "scale": scale,
+            "near": float(np.percentile(depths, 0.5)) * scale * 0.8,
+            "far": float(np.percentile(depths, 99.5)) * scale * 1.25,
+        },
+    )
+    write_json(
+        layout.extra_file,
+        {
+            "factor": factor,
+            "fps": fps,
+            "bbox": [((lo - center) * scale).tolist(), ((hi - center) * scale).tolist()],
+            "lookat": [0.0, 0.0, 0.0],
+            "up": (up / np.linalg.norm(up)).tolist(),
+        },
+    )
 
 
-def write_track_pair(layout: IPhoneLayout, query: str, target: str, uv: np.ndarray, occlusion_logit: np.ndarray,
-                     expected_dist_logit: np.ndarray) -> None:  # fmt: skip
+def write_track_pair(
+    layout: IPhoneLayout,
+    query: str,
+    target: str,
+    uv: np.ndarray,
+    occlusion_logit: np.ndarray,
+    expected_dist_logit: np.ndarray,
+) -> None:
     """One TAPIR track file from 1x pixel coordinates uv [P, 2] (centres at +0.5) and logits [P]."""
     rows = np.concatenate([pixels_to_track_file(uv), occlusion_logit[:, None], expected_dist_logit[:, None]], axis=1)
     layout.tracks_dir.mkdir(parents=True, exist_ok=True)

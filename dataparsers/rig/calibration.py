@@ -85,8 +85,14 @@ def calibrate(
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = settings.camera_model
     mode = pycolmap.CameraMode.SINGLE if settings.shared_intrinsics else pycolmap.CameraMode.PER_IMAGE
-    pycolmap.extract_features(database, images, camera_mode=mode, reader_options=reader,
-                              extraction_options=extraction, device=pycolmap.Device.cpu)  # fmt: skip
+    pycolmap.extract_features(
+        database,
+        images,
+        camera_mode=mode,
+        reader_options=reader,
+        extraction_options=extraction,
+        device=pycolmap.Device.cpu,
+    )
     matching = pycolmap.FeatureMatchingOptions()
     matching.num_threads = settings.num_threads
     matching.guided_matching = True

@@ -153,8 +153,9 @@ def build_rig_scene(cmd: RigCommand, console: Console) -> RigSummary:
     if cmd.known_distance is not None:
         scale = apply_metric_scale(cameras, *cmd.known_distance)
 
-    frames = frame_range(shifts.shifts, {n: s.num_frames for n, s in scans.items()}, fps, videos,
-                         cmd.frame_start, cmd.frame_count)  # fmt: skip
+    frames = frame_range(
+        shifts.shifts, {n: s.num_frames for n, s in scans.items()}, fps, videos, cmd.frame_start, cmd.frame_count
+    )
     summary = RigSummary(
         reference=reference,
         sync_source=source,
@@ -169,8 +170,9 @@ def build_rig_scene(cmd: RigCommand, console: Console) -> RigSummary:
         metric_scale=scale,
     )
     calibration = {n: _calibration_json(c.calibration) for n, c in cameras.items()}
-    write_key = stages.stage_key(summary=asdict(summary), downscale=cmd.downscale, crf=cmd.video_crf,
-                                 calibration=calibration)  # fmt: skip
+    write_key = stages.stage_key(
+        summary=asdict(summary), downscale=cmd.downscale, crf=cmd.video_crf, calibration=calibration
+    )
     summary_path = cmd.out / SUMMARY_FILE
     if summary_path.is_file() and json.loads(summary_path.read_text()).get("key") == write_key:
         console.print("write: the scene is up to date")
@@ -178,8 +180,16 @@ def build_rig_scene(cmd: RigCommand, console: Console) -> RigSummary:
     summary_path.unlink(missing_ok=True)
     with _progress(console) as progress:
         tasks = {n: progress.add_task(f"writing {n}", total=frames.count) for n in videos}
-        write_scene(cmd.out, videos, {n: c.calibration for n, c in cameras.items()}, frames, fps, cmd.downscale,
-                    cmd.video_crf, lambda name, _: progress.advance(tasks[name]))  # fmt: skip
+        write_scene(
+            cmd.out,
+            videos,
+            {n: c.calibration for n, c in cameras.items()},
+            frames,
+            fps,
+            cmd.downscale,
+            cmd.video_crf,
+            lambda name, _: progress.advance(tasks[name]),
+        )
     summary_path.write_text(json.dumps({"key": write_key, **asdict(summary)}, indent=1))
     return summary
 
@@ -198,8 +208,9 @@ def scan_all(
                 scans[name] = VideoScan(**meta, **cached)
                 continue
             task = progress.add_task(f"scanning {name}", total=None)
-            scan = scan_video(path, cmd.calibration_frames, cmd.sfm_max_size,
-                              lambda index: progress.update(task, completed=index + 1))  # fmt: skip
+            scan = scan_video(
+                path, cmd.calibration_frames, cmd.sfm_max_size, lambda index: progress.update(task, completed=index + 1)
+            )
             progress.update(task, total=scan.num_frames)
             meta = {k: getattr(scan, k) for k in ("num_frames", "fps", "width", "height", "start_time")}
             arrays = {k: getattr(scan, k) for k in ("motion_energy", "sample_indices", "samples")}
@@ -217,8 +228,15 @@ def synchronise(
     work: Path,
     console: Console,
 ) -> Tuple[ClockShifts, str]:
-    key = stages.stage_key(scans=scan_keys, sync=cmd.sync, reference=reference, max_offset=cmd.max_offset,
-                           min_confidence=cmd.min_confidence, rate=cmd.audio_rate, window=cmd.sync_window)  # fmt: skip
+    key = stages.stage_key(
+        scans=scan_keys,
+        sync=cmd.sync,
+        reference=reference,
+        max_offset=cmd.max_offset,
+        min_confidence=cmd.min_confidence,
+        rate=cmd.audio_rate,
+        window=cmd.sync_window,
+    )
     cached = stages.load_json(work, "sync", key)
     if cached is not None:
         pairs = [PairLag(tuple(p["cameras"]), p["shift"], p["confidence"]) for p in cached["pairs"]]
@@ -281,29 +299,41 @@ def _common_fps(scans: Dict[str, VideoScan], videos: Dict[str, Path]) -> float:
     fps = scans[names[0]].fps
     for name in names[1:]:
         if not np.isclose(scans[name].fps, fps, rtol=1e-3):
-            raise DatasetFormatError(videos[name], f"runs at {scans[name].fps:g} fps, {names[0]} at {fps:g}; "
-                                                   "all cameras need the same frame rate")  # fmt: skip
+            raise DatasetFormatError(
+                videos[name],
+                f"runs at {scans[name].fps:g} fps, {names[0]} at {fps:g}; all cameras need the same frame rate",
+            )
     return fps
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=console)  # fmt: skip
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    )
 
 
 def _calibration_json(calib: Calibration) -> Dict:
-    return {"K": calib.K.tolist(), "distortion": calib.distortion.tolist(), "w2c": calib.w2c.tolist(),
-            "width": calib.width, "height": calib.height}  # fmt: skip
+    return {
+        "K": calib.K.tolist(),
+        "distortion": calib.distortion.tolist(),
+        "w2c": calib.w2c.tolist(),
+        "width": calib.width,
+        "height": calib.height,
+    }
 
 
 def _camera_json(camera: CameraCalibration) -> Dict:
-    return {**_calibration_json(camera.calibration), "reprojection_error": camera.reprojection_error,
-            "num_points": camera.num_points}  # fmt: skip
+    return {
+        **_calibration_json(camera.calibration),
+        "reprojection_error": camera.reprojection_error,
+        "num_points": camera.num_points,
+    }
 
 
 def _camera_from_json(data: Dict) -> CameraCalibration:
-    calib = Calibration(np.array(data["K"]), np.array(data["distortion"]), np.array(data["w2c"]), data["width"],
-                        data["height"])  # fmt: skip
+    calib = Calibration(
+        np.array(data["K"]), np.array(data["distortion"]), np.array(data["w2c"]), data["width"], data["height"]
+    )
     return CameraCalibration(calib, data["reprojection_error"], data["num_points"])
 
 

@@ -82,8 +82,11 @@ def scan_video(
     count, size = 0, (0, 0)
     for index, rgb in decode_frames(path, 0, None):
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        small = cv2.resize(grey, (ENERGY_WIDTH, max(1, round(ENERGY_WIDTH * grey.shape[0] / grey.shape[1]))),
-                           interpolation=cv2.INTER_AREA).astype(np.float32)  # fmt: skip
+        small = cv2.resize(
+            grey,
+            (ENERGY_WIDTH, max(1, round(ENERGY_WIDTH * grey.shape[0] / grey.shape[1]))),
+            interpolation=cv2.INTER_AREA,
+        ).astype(np.float32)
         if previous is not None:
             energy.append(float(np.maximum(np.abs(small - previous) - ENERGY_THRESHOLD, 0.0).mean()))
         previous = small

@@ -76,13 +76,28 @@ def arm_links(base: Vec, seed_colors) -> list[SceneObject]:
     wrist = Joint((0.0, 0.0, 0.56), (0.0, 1.0, 0.0), 0.0, 0.8, 1.7, 0.0)
     upper = (shoulder_yaw, shoulder)
     return [
-        SceneObject("upper_arm", Box((0.11, 0.11, 0.35)), LinkTrajectory(upper, (0.0, 0.0, 0.35)),
-                    seed_colors((0.85, 0.55, 0.2), (0.3, 0.15, 0.05)), texture_cells=8),
-        SceneObject("forearm", Box((0.09, 0.09, 0.28)), LinkTrajectory((*upper, elbow), (0.0, 0.0, 0.28)),
-                    seed_colors((0.2, 0.7, 0.75), (0.9, 0.95, 0.9)), texture_cells=8),
-        SceneObject("hand", Box((0.17, 0.07, 0.11)), LinkTrajectory((*upper, elbow, wrist), (0.0, 0.0, 0.11)),
-                    seed_colors((0.9, 0.3, 0.6), (0.95, 0.85, 0.3)), texture_cells=6),
-    ]  # fmt: skip
+        SceneObject(
+            "upper_arm",
+            Box((0.11, 0.11, 0.35)),
+            LinkTrajectory(upper, (0.0, 0.0, 0.35)),
+            seed_colors((0.85, 0.55, 0.2), (0.3, 0.15, 0.05)),
+            texture_cells=8,
+        ),
+        SceneObject(
+            "forearm",
+            Box((0.09, 0.09, 0.28)),
+            LinkTrajectory((*upper, elbow), (0.0, 0.0, 0.28)),
+            seed_colors((0.2, 0.7, 0.75), (0.9, 0.95, 0.9)),
+            texture_cells=8,
+        ),
+        SceneObject(
+            "hand",
+            Box((0.17, 0.07, 0.11)),
+            LinkTrajectory((*upper, elbow, wrist), (0.0, 0.0, 0.11)),
+            seed_colors((0.9, 0.3, 0.6), (0.95, 0.85, 0.3)),
+            texture_cells=6,
+        ),
+    ]
 
 
 def articulated_scene(num_frames: int = 60, fps: float = 30.0, seed: int = 0) -> SyntheticScene:
@@ -97,11 +112,23 @@ def articulated_scene(num_frames: int = 60, fps: float = 30.0, seed: int = 0) ->
         return tuple(map(float, ca)), tuple(map(float, cb))
 
     radius, travel = 0.25, np.array([1.6, 0.5, 0.0])
-    sphere = SceneObject("rolling_sphere", Sphere(radius),
-                         Trajectory(start=(-1.1, -0.75, radius), velocity=tuple(travel),
-                                    spin_axis=tuple(np.cross([0.0, 0.0, 1.0], travel)),
-                                    spin=float(np.linalg.norm(travel) / radius)),
-                         colors((0.9, 0.2, 0.15), (0.95, 0.9, 0.2)), texture_cells=8)  # fmt: skip
+    sphere = SceneObject(
+        "rolling_sphere",
+        Sphere(radius),
+        Trajectory(
+            start=(-1.1, -0.75, radius),
+            velocity=tuple(travel),
+            spin_axis=tuple(np.cross([0.0, 0.0, 1.0], travel)),
+            spin=float(np.linalg.norm(travel) / radius),
+        ),
+        colors((0.9, 0.2, 0.15), (0.95, 0.9, 0.2)),
+        texture_cells=8,
+    )
     objects = [*arm_links((0.15, 0.05, 0.0), colors), sphere]
-    return SyntheticScene(num_frames=num_frames, fps=fps, objects=objects, static_objects=base.static_objects,
-                          texture_seed=base.texture_seed)  # fmt: skip
+    return SyntheticScene(
+        num_frames=num_frames,
+        fps=fps,
+        objects=objects,
+        static_objects=base.static_objects,
+        texture_seed=base.texture_seed,
+    )

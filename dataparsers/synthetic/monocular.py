@@ -27,14 +27,30 @@ import numpy as np
 from dataparsers.atomic_folder import build_atomically
 from dataparsers.iphone.cameras import FrameCamera, write_colmap_cameras
 from dataparsers.iphone.layout import LIDAR, IPhoneLayout, frame_name
-from dataparsers.iphone.writer import (FrameRecord, write_camera, write_frame_lists, write_json, write_mask, write_rgb,
-                                       write_scene_bounds, write_track_pair)  # fmt: skip
+from dataparsers.iphone.writer import (
+    FrameRecord,
+    write_camera,
+    write_frame_lists,
+    write_json,
+    write_mask,
+    write_rgb,
+    write_scene_bounds,
+    write_track_pair,
+)
 from dataparsers.synthetic.ground_truth import SCENES, write_camera_ground_truth, write_scene_ground_truth
-from dataparsers.synthetic.monocular_priors import (PriorDegradation, aligned_disparity, covisible_mask, degrade_mask,
-                                                    degraded_track, ground_truth_tracks, keypoint_rows, lidar_depth,
-                                                    surface_points)  # fmt: skip
+from dataparsers.synthetic.monocular_priors import (
+    GroundTruthTracks,
+    PriorDegradation,
+    aligned_disparity,
+    covisible_mask,
+    degrade_mask,
+    degraded_track,
+    ground_truth_tracks,
+    keypoint_rows,
+    lidar_depth,
+    surface_points,
+)
 from dataparsers.synthetic.rig import look_at_w2c
-from dataparsers.synthetic.monocular_priors import GroundTruthTracks
 from dataparsers.synthetic.scene import PinholeCamera, SyntheticScene
 
 TARGET = np.array([0.0, 0.0, 0.4])
@@ -89,8 +105,9 @@ def handheld_cameras(cfg: MonocularConfig) -> List[PinholeCamera]:
         centre = orbit_point(-115.0 + 50.0 * ease, elevation, radius)
         shake = 0.05 * np.array([np.sin(7.1 * u + 0.3), np.sin(5.3 * u + 1.1), np.sin(6.7 * u + 2.0)])
         seconds = u * (cfg.num_frames - 1) / cfg.fps
-        tremor = cfg.handheld_tremor * np.array([np.sin(2 * np.pi * f * seconds + p)
-                                                  for f, p in ((3.1, 0.2), (4.3, 1.7), (2.7, 2.9))])  # fmt: skip
+        tremor = cfg.handheld_tremor * np.array(
+            [np.sin(2 * np.pi * f * seconds + p) for f, p in ((3.1, 0.2), (4.3, 1.7), (2.7, 2.9))]
+        )
         centre = centre + tremor
         w2c = look_at_w2c(centre, TARGET + shake + 0.5 * tremor[::-1])
         roll = np.radians(4.0) * np.sin(1.6 * np.pi * u)
@@ -130,10 +147,12 @@ class MonocularWriter:
         self.rng = np.random.default_rng(cfg.seed)
         self.scene: SyntheticScene = SCENES[cfg.scene](cfg.num_frames, cfg.fps, cfg.seed)
         steps = range(cfg.num_frames)
-        self.cameras = {0: handheld_cameras(cfg)} | {k + 1: [cam] * cfg.num_frames
-                                                     for k, cam in enumerate(validation_cameras(cfg))}  # fmt: skip
-        self.renders = {c: [self.scene.render(cams[t], t, cfg.supersample) for t in steps]
-                        for c, cams in self.cameras.items()}  # fmt: skip
+        self.cameras = {0: handheld_cameras(cfg)} | {
+            k + 1: [cam] * cfg.num_frames for k, cam in enumerate(validation_cameras(cfg))
+        }
+        self.renders = {
+            c: [self.scene.render(cams[t], t, cfg.supersample) for t in steps] for c, cams in self.cameras.items()
+        }
         self.names = {c: [frame_name(c, t) for t in steps] for c in self.cameras}
 
     def write(self) -> None:
@@ -178,8 +197,10 @@ class MonocularWriter:
                     layout.depth_dir(LIDAR).mkdir(parents=True, exist_ok=True)
                     np.save(layout.depth_dir(LIDAR) / f"{name}.npy", lidar_depth(render.depth, self.rng, deg))
                     layout.depth_dir(DEPTH_SOURCE).mkdir(parents=True, exist_ok=True)
-                    np.save(layout.depth_dir(DEPTH_SOURCE) / f"{name}.npy",
-                            aligned_disparity(render.depth, self.cfg.metric_scale, self.rng, deg))  # fmt: skip
+                    np.save(
+                        layout.depth_dir(DEPTH_SOURCE) / f"{name}.npy",
+                        aligned_disparity(render.depth, self.cfg.metric_scale, self.rng, deg),
+                    )
         return train_masks
 
     def write_tracks(self, masks: Sequence[np.ndarray]) -> GroundTruthTracks:
@@ -191,11 +212,13 @@ class MonocularWriter:
             for t, target in enumerate(names):
                 if t == q:  # the query file holds the query points themselves, confidently visible
                     count = int(sel.sum())
-                    write_track_pair(self.layout, query, target, tracks.query_uv[sel], np.full(count, -5.0),
-                                     np.full(count, -5.0))  # fmt: skip
+                    write_track_pair(
+                        self.layout, query, target, tracks.query_uv[sel], np.full(count, -5.0), np.full(count, -5.0)
+                    )
                     continue
-                uv, occlusion, dist = degraded_track(cams[t], tracks.positions[sel, t], tracks.visible[sel, t],
-                                                     self.rng, self.cfg.degradation)  # fmt: skip
+                uv, occlusion, dist = degraded_track(
+                    cams[t], tracks.positions[sel, t], tracks.visible[sel, t], self.rng, self.cfg.degradation
+                )
                 write_track_pair(self.layout, query, target, uv, occlusion, dist)
         return tracks
 
@@ -220,4 +243,3 @@ class MonocularWriter:
         for c, renders in self.renders.items():
             write_camera_ground_truth(folder, str(c), renders)
         np.savez_compressed(folder / "tracks_3d.npz", **vars(tracks))
-

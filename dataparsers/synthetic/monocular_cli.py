@@ -31,9 +31,11 @@ def main() -> None:
     start = time.perf_counter()
     write_monocular_scene(cmd.out, cmd.scene, overwrite=cmd.overwrite)
     cfg = cmd.scene
-    Console().print(f"wrote a monocular scene to {cmd.out}: {cfg.num_frames} training frames and 2 × {cfg.num_frames} "
-                    f"validation frames of {cfg.width}×{cfg.height} in {time.perf_counter() - start:.1f} s "
-                    f"(ground truth in {cmd.out / 'ground_truth'})")  # fmt: skip
+    Console().print(
+        f"wrote a monocular scene to {cmd.out}: {cfg.num_frames} training frames and 2 × {cfg.num_frames} "
+        f"validation frames of {cfg.width}×{cfg.height} in {time.perf_counter() - start:.1f} s "
+        f"(ground truth in {cmd.out / 'ground_truth'})"
+    )
 
 
 if __name__ == "__main__":

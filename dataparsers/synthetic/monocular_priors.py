@@ -68,8 +68,9 @@ def pinhole_project(cam: PinholeCamera, points: np.ndarray) -> Tuple[np.ndarray,
     return uv, z
 
 
-def project_visible(cam: PinholeCamera, depth: np.ndarray, points: np.ndarray,
-                    shown: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def project_visible(
+    cam: PinholeCamera, depth: np.ndarray, points: np.ndarray, shown: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]:
     """Pixels [P, 2] of world ``points`` [P, 3] and whether each is visible (module docstring);
     ``depth`` is the camera's rendered depth, ``shown`` [P] whether each point's object is shown."""
     uv, z = pinhole_project(cam, points)
@@ -125,8 +126,13 @@ def aligned_disparity(depth: np.ndarray, unit: float, rng: np.random.Generator, 
     return (scale * disparity + shift + noise).astype(np.float32)
 
 
-def ground_truth_tracks(scene: SyntheticScene, cams: Sequence[PinholeCamera], renders: Sequence[RenderResult],
-                        masks: Sequence[np.ndarray], stride: int) -> GroundTruthTracks:  # fmt: skip
+def ground_truth_tracks(
+    scene: SyntheticScene,
+    cams: Sequence[PinholeCamera],
+    renders: Sequence[RenderResult],
+    masks: Sequence[np.ndarray],
+    stride: int,
+) -> GroundTruthTracks:
     """3D tracks of grid points (spacing ``stride``) inside ``masks`` of every training frame."""
     frames = np.arange(len(cams), dtype=np.float64)
     parts: List[GroundTruthTracks] = []
@@ -136,16 +142,33 @@ def ground_truth_tracks(scene: SyntheticScene, cams: Sequence[PinholeCamera], re
         rows, cols = rows[keep], cols[keep]
         oid = render.object_id[rows, cols].astype(np.int64)
         positions = scene.track_points(surface_points(cam, render, rows, cols), oid, q, frames)  # [F, P, 3]
-        visible = np.stack([project_visible(cams[t], renders[t].depth, positions[t], shown_mask(scene, oid, t))[1]
-                            for t in range(len(cams))], axis=1)  # fmt: skip
-        parts.append(GroundTruthTracks(np.full(len(oid), q), np.stack([cols + 0.5, rows + 0.5], axis=1), oid,
-                                       positions.transpose(1, 0, 2), visible))  # fmt: skip
-    return GroundTruthTracks(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                               ("query_index", "query_uv", "object_id", "positions", "visible")))  # fmt: skip
+        visible = np.stack(
+            [
+                project_visible(cams[t], renders[t].depth, positions[t], shown_mask(scene, oid, t))[1]
+                for t in range(len(cams))
+            ],
+            axis=1,
+        )
+        parts.append(
+            GroundTruthTracks(
+                np.full(len(oid), q),
+                np.stack([cols + 0.5, rows + 0.5], axis=1),
+                oid,
+                positions.transpose(1, 0, 2),
+                visible,
+            )
+        )
+    return GroundTruthTracks(
+        *(
+            np.concatenate([getattr(p, f) for p in parts])
+            for f in ("query_index", "query_uv", "object_id", "positions", "visible")
+        )
+    )
 
 
-def degraded_track(cam: PinholeCamera, positions: np.ndarray, visible: np.ndarray, rng: np.random.Generator,
-                   cfg: PriorDegradation) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def degraded_track(
+    cam: PinholeCamera, positions: np.ndarray, visible: np.ndarray, rng: np.random.Generator, cfg: PriorDegradation
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(uv [P, 2], occlusion logit [P], expected-distance logit [P]) of points at ``positions`` in
     one target frame, as a TAPIR-like tracker would report them."""
     uv, _ = pinhole_project(cam, positions)
@@ -158,9 +181,14 @@ def degraded_track(cam: PinholeCamera, positions: np.ndarray, visible: np.ndarra
     return uv, occlusion, expected_dist
 
 
-def covisible_mask(scene: SyntheticScene, cam: PinholeCamera, render: RenderResult, frame: int,
-                   train_cams: Sequence[PinholeCamera],
-                   train_renders: Sequence[RenderResult]) -> np.ndarray:  # fmt: skip
+def covisible_mask(
+    scene: SyntheticScene,
+    cam: PinholeCamera,
+    render: RenderResult,
+    frame: int,
+    train_cams: Sequence[PinholeCamera],
+    train_renders: Sequence[RenderResult],
+) -> np.ndarray:
     """bool [H, W]: the surface seen at each pixel of ``cam`` at ``frame`` is visible in the
     training camera at one time step or more (moving with its object)."""
     rows, cols = np.mgrid[0 : cam.height, 0 : cam.width]
@@ -192,7 +220,11 @@ def keypoint_anchors(scene: SyntheticScene) -> Tuple[np.ndarray, np.ndarray]:
 def keypoint_rows(scene: SyntheticScene, cam: PinholeCamera, render: RenderResult, frame: int) -> np.ndarray:
     """[N, 3] (x, y, visible) of the keypoint anchors at ``frame`` in 2x-image coordinates."""
     ids, local = keypoint_anchors(scene)
-    world = np.stack([scene.object_pose(int(oid), frame)[:3, :3] @ p + scene.object_pose(int(oid), frame)[:3, 3]
-                      for oid, p in zip(ids, local)])  # fmt: skip
+    world = np.stack(
+        [
+            scene.object_pose(int(oid), frame)[:3, :3] @ p + scene.object_pose(int(oid), frame)[:3, 3]
+            for oid, p in zip(ids, local)
+        ]
+    )
     uv, visible = project_visible(cam, render.depth, world, shown_mask(scene, ids, frame))
     return np.concatenate([uv / 2.0, visible[:, None].astype(np.float64)], axis=1)

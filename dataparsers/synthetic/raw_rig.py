@@ -74,13 +74,19 @@ def write_raw_rig(out: Path, cfg: RawRigConfig) -> Dict[str, float]:
             media, _ = render_camera(scene, cam, frames.tolist(), cfg.supersample)
             audio = None
             if cfg.audio:
-                times = (np.arange(int(cfg.num_frames / cfg.fps * cfg.audio_rate)) / cfg.audio_rate
-                         + (start + cfg.max_start_frames) / cfg.fps)  # fmt: skip
+                times = (
+                    np.arange(int(cfg.num_frames / cfg.fps * cfg.audio_rate)) / cfg.audio_rate
+                    + (start + cfg.max_start_frames) / cfg.fps
+                )
                 audio = _render_audio(bursts, times)
             _write_video(partial / f"{name}.mp4", media, cfg, audio)
         truth = {
-            name: {"K": cam.K.tolist(), "w2c": cam.w2c.tolist(), "start_frame": float(start),
-                   "sync_offset": float(-start / cfg.fps)}  # fmt: skip
+            name: {
+                "K": cam.K.tolist(),
+                "w2c": cam.w2c.tolist(),
+                "start_frame": float(start),
+                "sync_offset": float(-start / cfg.fps),
+            }
             for name, cam, start in zip(names, cameras, starts)
         }
         (partial / GROUND_TRUTH_FILE).write_text(json.dumps({"fps": cfg.fps, "cameras": truth}, indent=1))
@@ -108,8 +114,13 @@ def stop_and_go_scene(scene: SyntheticScene) -> SyntheticScene:
     for obj in scene.objects:
         path = obj.trajectory
         velocity = path.velocity if any(path.velocity) else path.amplitude
-        steady = StopAndGoTrajectory(path.start, velocity=velocity, spin_axis=path.spin_axis, spin=path.spin,
-                                     initial_rotation=path.initial_rotation)  # fmt: skip
+        steady = StopAndGoTrajectory(
+            path.start,
+            velocity=velocity,
+            spin_axis=path.spin_axis,
+            spin=path.spin,
+            initial_rotation=path.initial_rotation,
+        )
         objects.append(dataclasses.replace(obj, trajectory=steady, appear=-np.inf, disappear=np.inf))
     return dataclasses.replace(scene, objects=objects)
 
@@ -118,9 +129,14 @@ def _audio_bursts(rng: np.random.Generator, duration: float) -> np.ndarray:
     """[B, 4] (time, frequency, width, amplitude) of Gaussian-windowed tone bursts, ~8 per second."""
     count = max(4, int(8 * duration))
     return np.stack(
-        [rng.uniform(0, duration, count), rng.uniform(300, 3000, count), rng.uniform(0.004, 0.02, count),
-         rng.uniform(0.2, 0.6, count)], axis=1,
-    )  # fmt: skip
+        [
+            rng.uniform(0, duration, count),
+            rng.uniform(300, 3000, count),
+            rng.uniform(0.004, 0.02, count),
+            rng.uniform(0.2, 0.6, count),
+        ],
+        axis=1,
+    )
 
 
 def _render_audio(bursts: np.ndarray, times: np.ndarray) -> np.ndarray:

@@ -294,7 +294,9 @@ class SyntheticScene:
         rgb[sel] = self._background(dirs[sel])
         return rgb, t, ids
 
-    def shade(self, obj: SceneObject, object_id: int, frame: float, p_local: np.ndarray, n_dot_l: np.ndarray) -> np.ndarray:
+    def shade(
+        self, obj: SceneObject, object_id: int, frame: float, p_local: np.ndarray, n_dot_l: np.ndarray
+    ) -> np.ndarray:
         """Colour [N, 3] of surface points p_local [N, 3] on ``obj`` (id −1: static) lit at cos angle n_dot_l [N]."""
         albedo = obj.shape.texture(p_local, np.asarray(obj.colors), obj.texture_cells)
         return albedo * (AMBIENT + DIFFUSE * np.clip(n_dot_l, 0, None))[:, None]

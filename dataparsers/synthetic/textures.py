@@ -33,7 +33,9 @@ def value_noise(points: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
-def fractal_noise(points: np.ndarray, frequency: float, octaves: int = 6, gain: float = 0.5, seed: int = 0) -> np.ndarray:
+def fractal_noise(
+    points: np.ndarray, frequency: float, octaves: int = 6, gain: float = 0.5, seed: int = 0
+) -> np.ndarray:
     """Σ_k gain^k · noise(2^k · frequency · p), normalised to [0, 1]; points [N, 3] -> [N]."""
     total, norm, amplitude = np.zeros(len(points)), 0.0, 1.0
     for k in range(octaves):

@@ -99,8 +99,10 @@ def build_scene_and_rig(cfg: SynthesisConfig, fps: float) -> Tuple[SyntheticScen
     if cfg.family == "transient":
         columns, rest = divmod(cfg.num_cameras, 3)
         if rest or columns % 2 == 0:
-            raise ValueError(f"the transient family's rig has 3 rows and an odd number of columns: num_cameras = "
-                             f"{cfg.num_cameras} is not 3 × an odd number (e.g. 9, 15, 21)")  # fmt: skip
+            raise ValueError(
+                f"the transient family's rig has 3 rows and an odd number of columns: num_cameras = "
+                f"{cfg.num_cameras} is not 3 × an odd number (e.g. 9, 15, 21)"
+            )
         if any(cfg.distortion) or any(cfg.principal_offset):
             raise ValueError("the transient family's rig has no lens distortion or principal point offset")
         rig = forward_facing_rig(cfg.width, cfg.height, columns=columns)
