@@ -36,6 +36,7 @@ from shapeofmotion_ns.datamanager import INIT_KEY
 from shapeofmotion_ns.geometry import sample_image
 from shapeofmotion_ns.init import SceneInit, empty_init
 from shapeofmotion_ns.masked_metrics import MaskedLPIPS, masked_psnr, masked_ssim
+from shapeofmotion_ns.model_losses import regularizers, track_losses
 from shapeofmotion_ns.motion import (
     bases_at,
     blend,
@@ -54,10 +55,9 @@ from shapeofmotion_ns.recipe import (
     merge_render_infos,
 )
 from shapeofmotion_ns.strategy import DensityControlConfig, ShapeOfMotionStrategy
-from shapeofmotion_ns.track_batch import TrackBatch, TrackTargets
+from shapeofmotion_ns.track_batch import TrackTargets
 from shapeofmotion_ns.trajectories import draw_trajectories, sample_trajectories
 from splat4d.dynamic_model import DynamicSplatModel, DynamicSplatModelConfig, RenderGaussians
-from splat4d.geometry import project
 from splat4d.sh import view_dependent_colors
 
 MOTION_GROUPS = {"motion_rots": "rots", "motion_transls": "transls"}
@@ -386,47 +386,7 @@ class ShapeOfMotionModel(DynamicSplatModel):
         if "track_batch" in batch:
             image_size = batch["image"].shape[:2]
             losses.update(
-                self.track_losses(outputs, batch["track_batch"], pred.shape[1] / image_size[1], max(image_size))
+                track_losses(self, outputs, batch["track_batch"], pred.shape[1] / image_size[1], max(image_size))
             )
-        losses.update(self.regularizers(self._query_time))
+        losses.update(regularizers(self, self._query_time))
         return losses
-
-    def track_losses(
-        self, outputs: Dict[str, Tensor], tracks: TrackBatch, render_scale: float, image_size: int
-    ) -> Dict[str, Tensor]:
-        """2D track and track-depth losses; track pixels are in images of ``image_size`` (max side),
-        renders ``render_scale`` times that."""
-        w = self.config.loss_weights
-        points = self.track_points(outputs, tracks.query_xy * render_scale)  # [K, P, 3]
-        pred_xy, pred_z = project(points, tracks.Ks[:, None])
-        gap = self.frame_of(self._query_time - tracks.targets.times)[:, None].expand_as(tracks.confidence)
-        weights = L.track_weights(tracks.confidence, gap, self.num_time_steps)
-        seen = tracks.visible
-        depth_weights = weights * (tracks.depth > 0).float()
-        return {
-            "track_2d_loss": w.w_track * L.track_2d_loss(pred_xy[seen], tracks.xy[seen], weights[seen], image_size),
-            "track_depth_loss": w.w_depth_const
-            * L.track_depth_loss(
-                pred_z[seen] / self.norm_scale, tracks.depth[seen] / self.norm_scale, depth_weights[seen]
-            ),
-        }
-
-    def regularizers(self, t: float) -> Dict[str, Tensor]:
-        """Basis (with bases) / trajectory smoothness, z-acceleration and scale variance (normalized frame)."""
-        w = self.config.loss_weights
-        out = {}
-        if self.uses_bases:
-            rots, transls = self.motion_bases["rots"], self.motion_bases["transls"]
-            out["smooth_bases_loss"] = w.w_smooth_bases * L.bases_smoothness(rots, transls)
-        T = self.num_time_steps
-        if T >= 3 and len(self.dynamic_ids) > 0:
-            f = self.frame_of(torch.tensor(t, device=self.device)).round().clamp(1, T - 2)
-            around, _ = self.dynamic_poses(torch.stack([f - 1, f, f + 1]))  # [G, 3, 3]
-            neighbours = around[:, :, None]  # [G, 3 frames, K = 1, 3]
-            out["smooth_tracks_loss"] = w.w_smooth_tracks * L.track_smoothness(neighbours)
-            centre = self.normalization.points_to_model(self._query_centre[None])
-            out["z_accel_loss"] = w.w_z_accel * L.z_accel_loss(neighbours, centre)
-        dynamic = self.gauss_params["is_dynamic"].detach() > 0.5
-        scales = self.gauss_params["scales"]
-        out["scale_var_loss"] = w.w_scale_var * sum(L.scale_variance(scales[m]) for m in (dynamic, ~dynamic) if m.any())
-        return out
