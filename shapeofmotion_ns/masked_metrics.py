@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
-from splat4d.metrics import alexnet_weights_path
+from splat4d.metrics import alexnet_lpips, alexnet_weights_path
 
 WINDOW, SIGMA, K1, K2 = 11, 1.5, 0.01, 0.03
 
@@ -79,14 +79,10 @@ class MaskedLPIPS:
     def available(self) -> bool:
         if not self._checked:
             self._checked = True
-            weights = alexnet_weights_path()
-            if weights.exists():
-                from torchmetrics.functional.image.lpips import _NoTrainLpips
-
-                self.net = _NoTrainLpips(net="alex", spatial=True)
-            else:
+            self.net = alexnet_lpips(spatial=True)
+            if self.net is None:
                 Console().print(
-                    f"[yellow]mLPIPS unavailable: AlexNet weights not found at {weights} (nothing is "
+                    f"[yellow]mLPIPS unavailable: AlexNet weights not found at {alexnet_weights_path()} (nothing is "
                     "downloaded; place the file there to enable it)"
                 )
         return self.net is not None

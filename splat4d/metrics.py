@@ -30,33 +30,42 @@ def alexnet_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(AlexNet_Weights.IMAGENET1K_V1.url).name
 
 
+def alexnet_lpips(spatial: bool = False, random_backbone: bool = False) -> Optional[torch.nn.Module]:
+    """torchmetrics' LPIPS network (AlexNet and the linear heads that ship with torchmetrics), frozen,
+    called as ``net(a, b, normalize=True)`` on [B, 3, H, W] images in [0, 1] ([B, 1, H, W] scores
+    when ``spatial``); None when the ImageNet AlexNet weights are not in the local torch hub cache
+    (nothing is downloaded). ``random_backbone``: a randomly initialised AlexNet instead (tests)."""
+    if not random_backbone and not alexnet_weights_path().exists():
+        return None
+    from torchmetrics.functional.image.lpips import _LPIPS
+
+    return _LPIPS(pretrained=True, net="alex", spatial=spatial, pnet_rand=random_backbone).eval().requires_grad_(False)
+
+
 class LazyLPIPS:
-    """Builds torchmetrics' LPIPS on first use if the weights are cached locally."""
+    """LPIPS for evaluation, built on first use if the weights are cached locally."""
 
     def __init__(self) -> None:
-        self._metric: Optional[torch.nn.Module] = None
+        self._net: Optional[torch.nn.Module] = None
         self._checked = False
 
     @property
     def available(self) -> bool:
         if not self._checked:
             self._checked = True
-            weights = alexnet_weights_path()
-            if weights.exists():
-                from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-
-                self._metric = LearnedPerceptualImagePatchSimilarity(normalize=True)
-            else:
+            self._net = alexnet_lpips()
+            if self._net is None:
                 CONSOLE.print(
-                    f"[yellow]LPIPS unavailable: AlexNet weights not found at {weights}; "
+                    f"[yellow]LPIPS unavailable: AlexNet weights not found at {alexnet_weights_path()}; "
                     "reporting PSNR/SSIM only (place the file there to enable LPIPS)."
                 )
-        return self._metric is not None
+        return self._net is not None
 
+    @torch.no_grad()
     def __call__(self, pred: Tensor, gt: Tensor) -> Tensor:
-        assert self._metric is not None
-        self._metric = self._metric.to(pred.device)
-        return self._metric(pred, gt)
+        assert self._net is not None
+        self._net = self._net.to(pred.device)
+        return self._net(pred, gt, normalize=True).mean()
 
 
 def image_metrics(pred: Tensor, gt: Tensor, lpips: Optional[LazyLPIPS] = None) -> Dict[str, float]:
@@ -83,11 +92,7 @@ class LPIPSLoss:
     MIN_SIDE = 64
 
     def __init__(self, random_backbone: bool = False) -> None:
-        self.network: Optional[torch.nn.Module] = None
-        if random_backbone or alexnet_weights_path().exists():
-            from torchmetrics.functional.image.lpips import _LPIPS
-
-            self.network = _LPIPS(pretrained=True, net="alex", pnet_rand=random_backbone).eval().requires_grad_(False)
+        self.network = alexnet_lpips(random_backbone=random_backbone)
 
     def __call__(self, pred: Tensor, gt: Tensor) -> Tensor:
         assert self.network is not None, "LPIPSLoss without weights"
