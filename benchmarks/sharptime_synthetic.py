@@ -24,7 +24,7 @@ held-out camera at every frame. Per run:
 
 Rows are mean ± std over the seeds. Variants (``--variants``): full, no-lifespan (r ≡ 0,
 FreeTimeGS-like), 4dgs (f ≡ 1, Gaussian temporal opacity), absgs (no custom densification: AbsGS
-throughout), random-init, and the fidelity settings: unit-normalized, lr-paper (30k-step decays),
+throughout), random-init, and the fidelity settings: unit-normalized, lr-run (decays stretched to the run),
 no-opacity-reg, no-lifespan-reg.
 """
 
@@ -68,7 +68,7 @@ VARIANTS: Dict[str, List[Override]] = {
     "absgs": [model_option("densification", "absgs")],
     "random-init": [lambda cfg: setattr(cfg.pipeline.datamanager, "init", "random")],
     "unit-normalized": [model_option("time_unit", "normalized")],
-    "lr-paper": [model_option("lr_schedule", "paper")],
+    "lr-run": [model_option("lr_schedule", "run")],
     "no-opacity-reg": [model_option("opacity_reg_weight", 0.0)],
     "no-lifespan-reg": [model_option("lifespan_reg_weight", 0.0)],
 }
@@ -193,7 +193,7 @@ class Benchmark:
     """Scene folder (the demo scene, generated on first use when it is the default)."""
     variants: List[str] = field(default_factory=lambda: ["full", "no-lifespan", "4dgs", "absgs", "random-init"])
     """Variants to train: any of full, no-lifespan, 4dgs, absgs, random-init, unit-normalized,
-    lr-paper, no-opacity-reg, no-lifespan-reg."""
+    lr-run, no-opacity-reg, no-lifespan-reg."""
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
     """Training seeds of every variant."""
     steps: Optional[int] = None
