@@ -253,8 +253,10 @@ class SharpTimeModel(DynamicSplatModel):
         losses = super().get_loss_dict(outputs, batch, metrics_dict)
         if not self.training:
             return losses
-        gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
-        if self.lpips_loss is not None and self.lpips_loss.network is not None:
+        use_lpips = self.lpips_loss is not None and self.lpips_loss.network is not None
+        if use_lpips or self._probe is not None:  # the target image, only when a term below needs it
+            gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
+        if use_lpips:
             losses["lpips_loss"] = self.config.lpips_loss_weight * self.lpips_loss(outputs["rgb"], gt)
         if not self.strategy.in_stage2(self.step):
             return losses
