@@ -14,12 +14,14 @@ from __future__ import annotations
 from typing import Iterable, List
 
 import numpy as np
+import torch
+
+from splat4d import metrics
 
 
 def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
-    """PSNR in dB of two arrays in [0, 1]."""
-    mse = float(np.mean((np.asarray(pred, np.float64) - np.asarray(gt, np.float64)) ** 2))
-    return -10.0 * np.log10(max(mse, 1e-10))
+    """PSNR in dB of two arrays in [0, 1] (:func:`splat4d.metrics.psnr`, in float64)."""
+    return float(metrics.psnr(torch.as_tensor(pred, dtype=torch.float64), torch.as_tensor(gt, dtype=torch.float64)))
 
 
 def masked_psnr(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
@@ -53,12 +55,14 @@ def event_region_psnr(
     """PSNR pooled over, for each event, the frames within ``radius`` of it and the pixels that one of
     ``transient_ids`` covers in any of those frames (object ids [F, H, W]); NaN if there are none."""
     on_transient = np.isin(object_ids, list(transient_ids))
-    errors = []
+    preds, gts = [], []
     for frames in (event_window([e], len(pred), radius) for e in events):
         region = on_transient[frames].any(axis=0)
-        errors.append(((np.asarray(pred[frames], np.float64) - gt[frames]) ** 2)[:, region].reshape(-1))
-    errors = np.concatenate(errors) if errors else np.zeros(0)
-    return float("nan") if errors.size == 0 else -10.0 * np.log10(max(float(errors.mean()), 1e-10))
+        preds.append(pred[frames][:, region].reshape(-1))
+        gts.append(gt[frames][:, region].reshape(-1))
+    if sum(p.size for p in preds) == 0:
+        return float("nan")
+    return psnr(np.concatenate(preds), np.concatenate(gts))
 
 
 def always_static(object_ids: np.ndarray) -> np.ndarray:
