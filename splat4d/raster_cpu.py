@@ -13,11 +13,12 @@ Work is split over (camera, tile) on ``torch.get_num_threads()`` threads: the ca
 threads of the kernel's own pool (``csrc/task_pool.h``), which sleep when idle instead of
 busy-waiting like torch's OpenMP pool (sharing a busy machine fairly also needs
 ``OMP_WAIT_POLICY=PASSIVE`` for torch's own ops: see the README). The extension
-also holds the tile binning (``csrc/tiles_cpu.cpp``, used by ``tiles.intersect_tiles``).
+also holds the tile binning (``csrc/tiles_cpu.cpp``, used by ``tiles.intersect_tiles``) and the
+projection (``csrc/project_cpu.cpp``, used by ``projection_cpu.project_gaussians_cpu``).
 Pixels are processed in SIMD groups: 4 float lanes with the compiler's baseline instruction set
-(SSE2 on x86-64), or 8 with AVX2 when the CPU has it (detected at run time; built without FMA,
-so images are bit-identical either way; only the order of the per-Gaussian gradient sums
-differs). ``SPLAT4D_CPU_SIMD=baseline`` forces the baseline; ``simd_isa()`` tells which runs.
+(SSE2 on x86-64), or 8 with AVX2 and FMA when the CPU has them (detected at run time; the
+fused multiply-adds round differently, so the two builds agree to float rounding, not bit for
+bit). ``SPLAT4D_CPU_SIMD=baseline`` forces the baseline; ``simd_isa()`` tells which runs.
 Results are deterministic and independent of the number of threads.
 
 Precision: float32 and float64 are computed natively (float64 makes ``gradcheck`` possible);
@@ -49,7 +50,9 @@ __all__ = ["load_extension", "rasterize_to_pixels_cpu", "simd_isa"]
 logger = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).resolve().parent / "csrc" / "rasterize_cpu.cpp"
-_SOURCES = [_SOURCE, _SOURCE.parent / "tiles_cpu.cpp", _SOURCE.parent / "fma_peak.cpp"]  # (+ task_pool.h)
+_SOURCES = [_SOURCE] + [
+    _SOURCE.parent / f for f in ("tiles_cpu.cpp", "project_cpu.cpp", "fma_peak.cpp")
+]  # (+ task_pool.h)
 _EXT_NAME = "splat4d_rasterize_cpu"
 # -pthread: the kernel's own helper threads (csrc/task_pool.h; not OpenMP, see there)
 _CFLAGS = ["-O3", "-pthread"]

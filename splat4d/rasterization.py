@@ -1,6 +1,7 @@
 """``rasterize``: gsplat's ``rasterization`` interface on CUDA (gsplat itself) and CPU (ours).
 
-CPU pipeline: projection (``projection.py``) → SH colours (``sh.py``) → tile binning
+CPU pipeline: projection (``projection_cpu.py``, the compiled version of ``projection.py``;
+the reference backend uses ``projection.py`` itself) → SH colours (``sh.py``) → tile binning
 (``tiles.py``) → compositing, either by the compiled kernel (``raster_cpu.py``, default) or by
 the pure-PyTorch reference (``raster_reference.py``).
 """
@@ -15,6 +16,7 @@ from torch import Tensor
 
 from splat4d.gsplat_backend import require_gsplat_cuda
 from splat4d.projection import project_gaussians
+from splat4d.projection_cpu import project_gaussians_cpu
 from splat4d.raster_reference import rasterize_to_pixels_reference
 from splat4d.sh import view_dependent_colors
 from splat4d.tiles import intersect_tiles, tile_grid
@@ -98,7 +100,8 @@ def rasterize(
     _check_shapes(means, quats, scales, opacities, colors, viewmats, Ks, sh_degree)
     C, N = viewmats.shape[0], means.shape[0]
 
-    proj = project_gaussians(
+    project = project_gaussians_cpu if backend == "cpu" else project_gaussians
+    proj = project(
         means,
         quats,
         scales,

@@ -267,8 +267,8 @@ def test_vectorised_exp_accuracy(built_extension, allow_avx2):
 
 
 def test_simd_builds_agree(monkeypatch):
-    """The AVX2 build (when this CPU has it) renders bit-identical images; its gradient sums
-    differ from the baseline build's only by summation order."""
+    """The AVX2 + FMA build (when this CPU has it) renders the baseline build's images up to
+    float rounding (fused multiply-adds); gradients differ by rounding and summation order."""
     leaves, geom = scene_inputs(600, 61, 45, 2, 3, 16, seed=13)
     bg = torch.rand(2, 3)
     monkeypatch.setenv("SPLAT4D_CPU_SIMD", "baseline")
@@ -276,7 +276,8 @@ def test_simd_builds_agree(monkeypatch):
     base = render_and_grad(rasterize_to_pixels_cpu, leaves, geom, bg)
     monkeypatch.setenv("SPLAT4D_CPU_SIMD", "auto")
     best = render_and_grad(rasterize_to_pixels_cpu, leaves, geom, bg)
-    assert torch.equal(best[0], base[0]) and torch.equal(best[1], base[1])
+    torch.testing.assert_close(best[0], base[0], atol=2e-6, rtol=0)
+    torch.testing.assert_close(best[1], base[1], atol=2e-6, rtol=0)
     assert_grads_close(best[2], base[2], rtol=1e-5, atol_scale=1e-6)
 
 

@@ -17,9 +17,9 @@
 // pixel state (T, colour, last contributor, still-compositing mask) kept per tile in planar
 // arrays. The kernels are compiled twice from this file: for the baseline instruction set of
 // the flags (-O3, no -march: SSE2 on x86-64, W = 4) and, on x86-64, for AVX2 (W = 8, chosen
-// at run time if the CPU has it; no FMA, so the arithmetic is bit-identical). Every pixel sees
-// its Gaussians in the same order with the same float arithmetic as the per-pixel walk; only
-// exp is our own vectorised one (< 1.4 ulp). A tile stops once all its pixels are saturated.
+// at run time if the CPU has it, with fused multiply-adds: 8-12 % faster, images within float
+// rounding of the baseline build's). Every pixel sees its Gaussians in the same order with the
+// same float formulas as the per-pixel walk; only exp is our own vectorised one (< 1.4 ulp). A tile stops once all its pixels are saturated.
 //
 // Backward: the same footprints walked back to front (gsplat's scheme: T recomputed by
 // dividing by 1 - alpha from the final T, only Gaussians up to each pixel's last contributor),
@@ -250,8 +250,8 @@ alignas(32) float g_exp_consts[13][8] = {
 }  // namespace splat4d_raster
 
 // The kernels, twice: once for the baseline instruction set of the compiler flags (SSE2 on
-// x86-64), and on x86-64 once more for AVX2 (8 float lanes; no FMA, so the arithmetic stays
-// bit-identical), chosen at run time by CPU detection (not -march=native). The file includes
+// x86-64), and on x86-64 once more for AVX2 + FMA (8 float lanes; the compiler contracts
+// a * b + c into fused multiply-adds), chosen at run time by CPU detection (not -march=native). The file includes
 // itself for this (with its absolute path, as torch's JIT build compiles it).
 #define SPLAT4D_RASTER_KERNEL_PASS
 #define SPLAT4D_ISA base
@@ -262,7 +262,7 @@ alignas(32) float g_exp_consts[13][8] = {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define SPLAT4D_HAVE_AVX2 1
 #pragma GCC push_options
-#pragma GCC target("avx2")
+#pragma GCC target("avx2,fma")
 #define SPLAT4D_ISA avx2
 #define SPLAT4D_FLOAT_LANES 8
 #include __FILE__
@@ -282,7 +282,8 @@ bool avx2_available() {
 #if defined(SPLAT4D_HAVE_AVX2)
   static const bool yes = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;  // (libgcc also checks the OS saves YMM state)
+    // (libgcc also checks that the OS saves the YMM state)
+    return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0;
   }();
   return yes;
 #else
@@ -458,6 +459,17 @@ namespace splat4d_tiles {  // tiles_cpu.cpp
 std::vector<at::Tensor> isect_tiles(const at::Tensor& means2d, const at::Tensor& radii, const at::Tensor& depths,
                                     int64_t tile_size, int64_t width, int64_t height);
 }
+namespace splat4d_project {  // project_cpu.cpp
+std::vector<at::Tensor> project_fwd(const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales,
+                                    const at::Tensor& viewmats, const at::Tensor& Ks, int64_t width, int64_t height,
+                                    double eps2d, double near_plane, double far_plane, double radius_clip,
+                                    bool calc_compensations);
+std::vector<at::Tensor> project_bwd(const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales,
+                                    const at::Tensor& viewmats, const at::Tensor& Ks, int64_t width, int64_t height,
+                                    double eps2d, double near_plane, double far_plane, const at::Tensor& radii,
+                                    const at::Tensor& v_means2d, const at::Tensor& v_depths,
+                                    const at::Tensor& v_conics, const at::Tensor& v_compensations);
+}
 namespace splat4d_fma {  // fma_peak.cpp
 double fma_peak_gflops(int64_t threads, int64_t iters);
 }
@@ -471,6 +483,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("vexp_f32", &splat4d_raster::vexp_f32, "the kernels' float32 exp (testing)");
   m.def("simd_isa", &splat4d_raster::simd_isa, "instruction set of the float32 kernels");
   m.def("isect_tiles", &splat4d_tiles::isect_tiles, "tile binning: (isect_offsets, flatten_ids)");
+  m.def("project_fwd", &splat4d_project::project_fwd,
+        "projection: (radii, means2d, depths, conics, compensations or empty)");
+  m.def("project_bwd", &splat4d_project::project_bwd, "projection backward: (v_means, v_quats, v_scales)");
   m.def("fma_peak_gflops", &splat4d_fma::fma_peak_gflops, "measured AVX2 FMA GFLOP/s (benchmarks)");
 }
 

@@ -1,0 +1,96 @@
+"""``project_gaussians`` (``projection.py``) by the compiled CPU extension: one fused C++ pass
+per Gaussian forward and a hand-written backward (``csrc/project_cpu.cpp``), instead of
+PyTorch's op-by-op graph and its autograd backward.
+
+Same inputs, outputs and conventions as ``projection.project_gaussians``; float32 and float64.
+Gradients reach means, quats and scales. Where the compiled path does not apply it hands over
+to the PyTorch version: when ``viewmats`` or ``Ks`` need gradients (camera optimisation), and
+when the extension cannot be built (``raster_cpu.load_extension`` raised; ``rasterization``
+warns once about that).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from splat4d import raster_cpu
+from splat4d.projection import Projection, project_gaussians
+
+
+class _ProjectCPU(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx, means, quats, scales, viewmats, Ks, width, height, eps2d, near_plane, far_plane, radius_clip, comp
+    ):
+        dtype = means.dtype
+        inputs = [t.detach().to(dtype).contiguous() for t in (means, quats, scales, viewmats, Ks)]
+        radii, means2d, depths, conics, comps = raster_cpu.load_extension().project_fwd(
+            *inputs, width, height, eps2d, near_plane, far_plane, radius_clip, comp
+        )
+        ctx.save_for_backward(*inputs, radii)
+        ctx.settings = (width, height, eps2d, near_plane, far_plane, comp)
+        ctx.mark_non_differentiable(radii)
+        return radii, means2d, depths, conics, comps
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, _v_radii, v_means2d, v_depths, v_conics, v_comps):
+        means, quats, scales, viewmats, Ks, radii = ctx.saved_tensors
+        width, height, eps2d, near_plane, far_plane, comp = ctx.settings
+        grads = [g.to(means.dtype).contiguous() for g in (v_means2d, v_depths, v_conics)]
+        v_comps = v_comps.to(means.dtype).contiguous() if comp else means.new_zeros(0)
+        v_means, v_quats, v_scales = raster_cpu.load_extension().project_bwd(
+            means, quats, scales, viewmats, Ks, width, height, eps2d, near_plane, far_plane, radii, *grads, v_comps
+        )
+        return (v_means, v_quats, v_scales) + (None,) * 9
+
+
+def project_gaussians_cpu(
+    means: Tensor,  # [N, 3]
+    quats: Tensor,  # [N, 4]
+    scales: Tensor,  # [N, 3]
+    viewmats: Tensor,  # [C, 4, 4] world -> camera (OpenCV axes)
+    Ks: Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    eps2d: float = 0.3,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    radius_clip: float = 0.0,
+    calc_compensations: bool = False,
+) -> Projection:
+    """``projection.project_gaussians`` by the compiled kernel (see the module docstring)."""
+    settings = dict(
+        eps2d=eps2d,
+        near_plane=near_plane,
+        far_plane=far_plane,
+        radius_clip=radius_clip,
+        calc_compensations=calc_compensations,
+    )
+    compiled = means.dtype in (torch.float32, torch.float64) and not (viewmats.requires_grad or Ks.requires_grad)
+    if compiled:
+        try:
+            raster_cpu.load_extension()
+        except RuntimeError:
+            compiled = False
+    if not compiled:
+        return project_gaussians(means, quats, scales, viewmats, Ks, width, height, **settings)
+    radii, means2d, depths, conics, comps = _ProjectCPU.apply(
+        means,
+        quats,
+        scales,
+        viewmats,
+        Ks,
+        int(width),
+        int(height),
+        float(eps2d),
+        float(near_plane),
+        float(far_plane),
+        float(radius_clip),
+        bool(calc_compensations),
+    )
+    compensations: Optional[Tensor] = comps if calc_compensations else None
+    return Projection(radii=radii, means2d=means2d, depths=depths, conics=conics, compensations=compensations)
