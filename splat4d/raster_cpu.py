@@ -13,8 +13,9 @@ Work is split over (camera, tile) on ``torch.get_num_threads()`` threads: the ca
 threads of the kernel's own pool (``csrc/task_pool.h``), which sleep when idle instead of
 busy-waiting like torch's OpenMP pool (sharing a busy machine fairly also needs
 ``OMP_WAIT_POLICY=PASSIVE`` for torch's own ops: see the README). The extension
-also holds the tile binning (``csrc/tiles_cpu.cpp``, used by ``tiles.intersect_tiles``) and the
-projection (``csrc/project_cpu.cpp``, used by ``projection_cpu.project_gaussians_cpu``).
+also holds the tile binning (``csrc/tiles_cpu.cpp``, used by ``tiles.intersect_tiles``) the
+projection (``csrc/project_cpu.cpp``, used by ``preprocess_cpu.project_gaussians_cpu``) and the
+SH colours (``csrc/sh_cpu.cpp``, used by ``preprocess_cpu.view_dependent_colors_cpu``).
 Pixels are processed in SIMD groups: 4 float lanes with the compiler's baseline instruction set
 (SSE2 on x86-64), or 8 with AVX2 and FMA when the CPU has them (detected at run time; the
 fused multiply-adds round differently, so the two builds agree to float rounding, not bit for
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).resolve().parent / "csrc" / "rasterize_cpu.cpp"
 _SOURCES = [_SOURCE] + [
-    _SOURCE.parent / f for f in ("tiles_cpu.cpp", "project_cpu.cpp", "fma_peak.cpp")
+    _SOURCE.parent / f for f in ("tiles_cpu.cpp", "project_cpu.cpp", "sh_cpu.cpp", "fma_peak.cpp")
 ]  # (+ task_pool.h)
 _EXT_NAME = "splat4d_rasterize_cpu"
 # -pthread: the kernel's own helper threads (csrc/task_pool.h; not OpenMP, see there)

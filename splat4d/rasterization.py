@@ -1,9 +1,9 @@
 """``rasterize``: gsplat's ``rasterization`` interface on CUDA (gsplat itself) and CPU (ours).
 
-CPU pipeline: projection (``projection_cpu.py``, the compiled version of ``projection.py``;
-the reference backend uses ``projection.py`` itself) → SH colours (``sh.py``) → tile binning
+CPU pipeline: projection (``projection.py``) → SH colours (``sh.py``) → tile binning
 (``tiles.py``) → compositing, either by the compiled kernel (``raster_cpu.py``, default) or by
-the pure-PyTorch reference (``raster_reference.py``).
+the pure-PyTorch reference (``raster_reference.py``). The "cpu" backend runs projection and SH
+colours compiled as well (``preprocess_cpu.py``); "reference" runs all of it in PyTorch.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 
 from splat4d.gsplat_backend import require_gsplat_cuda
+from splat4d.preprocess_cpu import project_gaussians_cpu, view_dependent_colors_cpu
 from splat4d.projection import project_gaussians
-from splat4d.projection_cpu import project_gaussians_cpu
 from splat4d.raster_reference import rasterize_to_pixels_reference
 from splat4d.sh import view_dependent_colors
 from splat4d.tiles import intersect_tiles, tile_grid
@@ -122,7 +122,8 @@ def rasterize(
     if sh_degree is None:
         colors = colors.expand(C, N, colors.shape[-1])
     else:
-        colors = view_dependent_colors(sh_degree, means, colors, viewmats)
+        sh_colors = view_dependent_colors_cpu if backend == "cpu" else view_dependent_colors
+        colors = sh_colors(sh_degree, means, colors, viewmats)
     if render_mode in ("RGB+D", "RGB+ED"):
         colors = torch.cat([colors, proj.depths[..., None]], dim=-1)
         if backgrounds is not None:

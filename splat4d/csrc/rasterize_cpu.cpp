@@ -470,6 +470,11 @@ std::vector<at::Tensor> project_bwd(const at::Tensor& means, const at::Tensor& q
                                     const at::Tensor& v_means2d, const at::Tensor& v_depths,
                                     const at::Tensor& v_conics, const at::Tensor& v_compensations);
 }
+namespace splat4d_sh {  // sh_cpu.cpp
+at::Tensor sh_fwd(int64_t degree, const at::Tensor& means, const at::Tensor& coeffs, const at::Tensor& campos);
+std::vector<at::Tensor> sh_bwd(int64_t degree, const at::Tensor& means, const at::Tensor& coeffs,
+                               const at::Tensor& campos, const at::Tensor& v_colors);
+}
 namespace splat4d_fma {  // fma_peak.cpp
 double fma_peak_gflops(int64_t threads, int64_t iters);
 }
@@ -486,6 +491,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("project_fwd", &splat4d_project::project_fwd,
         "projection: (radii, means2d, depths, conics, compensations or empty)");
   m.def("project_bwd", &splat4d_project::project_bwd, "projection backward: (v_means, v_quats, v_scales)");
+  m.def("sh_fwd", &splat4d_sh::sh_fwd, "view-dependent colours [C, N, 3] from SH (degree <= 3)");
+  m.def("sh_bwd", &splat4d_sh::sh_bwd, "SH colours backward: (v_means, v_coeffs)");
   m.def("fma_peak_gflops", &splat4d_fma::fma_peak_gflops, "measured AVX2 FMA GFLOP/s (benchmarks)");
 }
 

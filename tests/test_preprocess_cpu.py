@@ -1,6 +1,7 @@
-"""The compiled projection (splat4d/projection_cpu.py + csrc/project_cpu.cpp) against the
-PyTorch projection it replaces on the CPU backend (projection.py, itself checked against
-gsplat in test_projection.py): outputs and the gradients of means, quats and scales."""
+"""The compiled preprocessing (splat4d/preprocess_cpu.py: csrc/project_cpu.cpp, csrc/sh_cpu.cpp)
+against the PyTorch functions it replaces on the CPU backend (projection.py and sh.py, themselves
+checked against gsplat in test_projection.py): outputs and the gradients of means, quats,
+scales and SH coefficients."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 import torch
 
 from splat4d import raster_cpu
+from splat4d.preprocess_cpu import project_gaussians_cpu, view_dependent_colors_cpu
 from splat4d.projection import Projection, project_gaussians
-from splat4d.projection_cpu import project_gaussians_cpu
 from splat4d.random_scene import Scene, random_scene
+from splat4d.sh import view_dependent_colors
 
 if shutil.which("c++") is None and shutil.which("g++") is None:
     pytest.skip("no C++ compiler: the compiled CPU kernels cannot be built here", allow_module_level=True)
@@ -135,3 +137,36 @@ def test_deterministic_across_thread_counts():
         assert torch.equal(getattr(one[0], k), getattr(many[0], k)), k
     for a, b in zip(one[1], many[1]):
         assert torch.equal(a, b)
+
+
+def sh_and_grad(fn, degree: int, means: torch.Tensor, coeffs: torch.Tensor, viewmats: torch.Tensor):
+    means, coeffs = means.clone().requires_grad_(True), coeffs.clone().requires_grad_(True)
+    colors = fn(degree, means, coeffs, viewmats)
+    g = torch.Generator().manual_seed(8)
+    (colors * torch.randn(colors.shape, generator=g, dtype=colors.dtype)).sum().backward()
+    return colors, means.grad, coeffs.grad
+
+
+@pytest.mark.parametrize("per_camera", [False, True])
+@pytest.mark.parametrize("degree", [0, 1, 2, 3, 4])
+def test_sh_colors_match_pytorch(degree, per_camera):
+    s = random_scene(2000, 64, 48, n_cameras=3, sh_degree=4, seed=9, dtype=torch.float64)
+    coeffs = s.colors * 3.0  # K = 25 >= (degree + 1)², large enough that some colours clamp at 0
+    if per_camera:
+        coeffs = coeffs[None].repeat(3, 1, 1, 1) + 0.1 * torch.randn((3,) + coeffs.shape, dtype=torch.float64)
+    ref = sh_and_grad(view_dependent_colors, degree, s.means, coeffs, s.viewmats)
+    out = sh_and_grad(view_dependent_colors_cpu, degree, s.means, coeffs, s.viewmats)
+    assert (ref[0] == 0).any() and (ref[0] > 0).any()
+    for what, a, b in zip(("colours", "grad means", "grad coeffs"), ref, out):
+        if a is None:  # degree 0: the colour does not depend on the direction
+            assert what == "grad means" and degree == 0 and not b.any()
+            continue
+        assert a.shape == b.shape, what
+        assert_relative_close(a, b, 1e-12, what)
+
+
+def test_sh_gradcheck_float64():
+    s = random_scene(30, 64, 48, n_cameras=2, sh_degree=3, seed=10, dtype=torch.float64)
+    leaves = [s.means.clone().requires_grad_(True), s.colors.clone().requires_grad_(True)]
+    fn = lambda means, coeffs: view_dependent_colors_cpu(3, means, coeffs, s.viewmats)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-6, rtol=1e-5)

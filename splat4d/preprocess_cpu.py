@@ -1,12 +1,13 @@
-"""``project_gaussians`` (``projection.py``) by the compiled CPU extension: one fused C++ pass
-per Gaussian forward and a hand-written backward (``csrc/project_cpu.cpp``), instead of
-PyTorch's op-by-op graph and its autograd backward.
+"""The rasterizer's per-Gaussian preprocessing by the compiled CPU extension: the projection
+(``projection.project_gaussians``; ``csrc/project_cpu.cpp``) and the view-dependent SH colours
+(``sh.view_dependent_colors``; ``csrc/sh_cpu.cpp``), each one fused C++ pass per Gaussian with
+a hand-written backward instead of PyTorch's op-by-op graph and its autograd.
 
-Same inputs, outputs and conventions as ``projection.project_gaussians``; float32 and float64.
-Gradients reach means, quats and scales. Where the compiled path does not apply it hands over
-to the PyTorch version: when ``viewmats`` or ``Ks`` need gradients (camera optimisation), and
-when the extension cannot be built (``raster_cpu.load_extension`` raised; ``rasterization``
-warns once about that).
+Same inputs, outputs and conventions as the PyTorch functions; float32 and float64. Gradients
+reach means, quats, scales and SH coefficients. Where the compiled path does not apply each
+hands over to the PyTorch version: when ``viewmats`` or ``Ks`` need gradients (camera
+optimisation), for SH degree 4, and when the extension cannot be built
+(``raster_cpu.load_extension`` raised; ``rasterization`` warns once about that).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from torch import Tensor
 
 from splat4d import raster_cpu
 from splat4d.projection import Projection, project_gaussians
+from splat4d.sh import view_dependent_colors
+
+_MAX_COMPILED_SH_DEGREE = 3  # csrc/sh_cpu.cpp's bases
 
 
 class _ProjectCPU(torch.autograd.Function):
@@ -70,13 +74,7 @@ def project_gaussians_cpu(
         radius_clip=radius_clip,
         calc_compensations=calc_compensations,
     )
-    compiled = means.dtype in (torch.float32, torch.float64) and not (viewmats.requires_grad or Ks.requires_grad)
-    if compiled:
-        try:
-            raster_cpu.load_extension()
-        except RuntimeError:
-            compiled = False
-    if not compiled:
+    if not _compiled(means, viewmats, Ks):
         return project_gaussians(means, quats, scales, viewmats, Ks, width, height, **settings)
     radii, means2d, depths, conics, comps = _ProjectCPU.apply(
         means,
@@ -94,3 +92,40 @@ def project_gaussians_cpu(
     )
     compensations: Optional[Tensor] = comps if calc_compensations else None
     return Projection(radii=radii, means2d=means2d, depths=depths, conics=conics, compensations=compensations)
+
+
+class _ViewDependentColorsCPU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, degree, means, coeffs, campos):
+        inputs = [t.detach().to(means.dtype).contiguous() for t in (means, coeffs, campos)]
+        ctx.save_for_backward(*inputs)
+        ctx.degree = degree
+        return raster_cpu.load_extension().sh_fwd(degree, *inputs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, v_colors):
+        means, coeffs, campos = ctx.saved_tensors
+        v_means, v_coeffs = raster_cpu.load_extension().sh_bwd(
+            ctx.degree, means, coeffs, campos, v_colors.to(means.dtype).contiguous()
+        )
+        return None, v_means, v_coeffs, None
+
+
+def view_dependent_colors_cpu(degree: int, means: Tensor, coeffs: Tensor, viewmats: Tensor) -> Tensor:
+    """``sh.view_dependent_colors`` by the compiled kernel (see the module docstring)."""
+    if degree > _MAX_COMPILED_SH_DEGREE or not _compiled(means, viewmats):
+        return view_dependent_colors(degree, means, coeffs, viewmats)
+    campos = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3], as sh.py
+    return _ViewDependentColorsCPU.apply(int(degree), means, coeffs, campos)
+
+
+def _compiled(means: Tensor, *cameras: Tensor) -> bool:
+    """Whether the compiled path applies: float32/64, no camera gradients, a built extension."""
+    if means.dtype not in (torch.float32, torch.float64) or any(c.requires_grad for c in cameras):
+        return False
+    try:
+        raster_cpu.load_extension()
+    except RuntimeError:
+        return False
+    return True
