@@ -61,6 +61,10 @@ def model_option(name: str, value) -> Override:
     return lambda cfg: setattr(cfg.pipeline.model, name, value)
 
 
+def init_option(name: str, value) -> Override:
+    return lambda cfg: setattr(cfg.pipeline.datamanager.velocity_init, name, value)
+
+
 VARIANTS: Dict[str, List[Override]] = {
     "full": [],
     "no-lifespan": [model_option("learn_radius", False)],
@@ -71,6 +75,9 @@ VARIANTS: Dict[str, List[Override]] = {
     "lr-run": [model_option("lr_schedule", "run")],
     "no-opacity-reg": [model_option("opacity_reg_weight", 0.0)],
     "no-lifespan-reg": [model_option("lifespan_reg_weight", 0.0)],
+    # fast motion: a shorter initial support for dynamic points (flat top r, fall-off σt)
+    "dyn-radius-half": [init_option("dynamic_radius_frames", 0.5)],
+    "dyn-lifespan-1": [init_option("dynamic_lifespan_frames", 1.0)],
 }
 METRICS = (
     "psnr",
