@@ -71,7 +71,7 @@ class SharpTimeDatamanager(LazyImageDatamanager):
         self.train_dataset.metadata[key] = value
 
     def _add_initial_points(self) -> None:
-        points = velocity_aware_init(self.multiview_frames(), self.config.velocity_init, time_scale=1.0)
+        points = velocity_aware_init(self.multiview_frames(), self.config.velocity_init)
         if points is None:
             CONSOLE.log("[yellow]velocity-aware init produced too few points: using random initialization")
             return
