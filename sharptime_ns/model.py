@@ -23,7 +23,6 @@ from splat4d.sh import view_dependent_colors
 
 TimeUnit = Literal["normalized", "seconds", "frames"]
 TEMPORAL_PARAMS = ("velocities", "times", "log_tscales", "log_tradii")
-INIT_RADIUS = 1e-6  # r at initialisation, in the time unit
 PAPER_STEPS = 30000  # the paper's schedule (GPU)
 
 
@@ -109,7 +108,7 @@ class SharpTimeModel(DynamicSplatModel):
             velocities = torch.zeros(n, 3)
             times = torch.rand(n, 1) * self.time_scale
             tscales = torch.full((n, 1), self.config.random_init_tscale * self.time_scale)
-            radii = torch.full((n, 1), INIT_RADIUS)
+            radii = torch.full((n, 1), temporal.TINY_RADIUS)
         params["velocities"] = Parameter(velocities)
         params["times"] = Parameter(times)
         params["log_tscales"] = Parameter(torch.log(tscales.clamp(min=1e-6)))

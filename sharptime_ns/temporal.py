@@ -11,6 +11,10 @@ import math
 import torch
 from torch import Tensor
 
+TINY_RADIUS = 1e-6
+"""r ≈ 0, the lifespan carried by σt alone: the initial radius of the random initialization and of
+the velocity-aware one's ``radius_init="tiny"`` (r is learned in log space, so not 0)."""
+
 
 def motion_factor(tscale: Tensor, radius: Tensor) -> Tensor:
     # f(σt, r) = 1 + max(1, (σt + r)²)
