@@ -3,12 +3,14 @@ learnable temporal radius (lifespan), rendered at the camera's time."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Literal, Tuple, Type
 
 import numpy as np
 import torch
+from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
@@ -19,11 +21,12 @@ from sharptime_ns.strategy import SharpTimeStrategy
 from splat4d.dynamic_model import DynamicSplatModel, DynamicSplatModelConfig, RenderGaussians
 from splat4d.metrics import LPIPSLoss
 from splat4d.optim import stretch_schedules
-from splat4d.sh import view_dependent_colors
+from splat4d.strategy_info import ERROR_PROBE, SUBSET_IDS
 
 TimeUnit = Literal["normalized", "seconds", "frames"]
 TEMPORAL_PARAMS = ("velocities", "times", "log_tscales", "log_tradii")
 PAPER_STEPS = 30000  # the paper's schedule (GPU)
+BASE_OPACITY, LIFE = "base_opacity", "temporal_opacity"  # training outputs: O and l(t) of the rendered Gaussians
 
 
 @dataclass
@@ -147,7 +150,7 @@ class SharpTimeModel(DynamicSplatModel):
             relocate_opacity=cfg.relocate_opacity,
             grow_scale3d=cfg.densify_size_thresh,
             score_weights=(cfg.score_error_weight, cfg.score_opacity_weight, cfg.score_motion_weight),
-            score_fn=self.densification_score,
+            learn_radius=cfg.learn_radius,
         )
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
@@ -170,9 +173,7 @@ class SharpTimeModel(DynamicSplatModel):
 
     @property
     def tradii(self) -> Tensor:
-        if not self.config.learn_radius:
-            return torch.zeros_like(self.gauss_params["log_tradii"])
-        return torch.exp(self.gauss_params["log_tradii"])
+        return temporal.temporal_radius(self.gauss_params["log_tradii"], self.config.learn_radius)
 
     @property
     def canonical_times(self) -> Tensor:
@@ -202,7 +203,6 @@ class SharpTimeModel(DynamicSplatModel):
         else:
             means = temporal.position_at(static.means, velocities, times, tscales, tradii, t_unit)
         life = self.temporal_opacity(t_unit, times, tscales, tradii).squeeze(-1)
-        self._last_life = (static.opacities, life)
         return RenderGaussians(
             means=means,
             quats=static.quats,
@@ -211,36 +211,18 @@ class SharpTimeModel(DynamicSplatModel):
             colors=static.colors,
             sh_degree=static.sh_degree,
             subset_ids=keep,
+            loss_inputs={BASE_OPACITY: static.opacities, LIFE: life},  # for the opacity regularizer
         )
-
-    def densification_score(self, params, error: Tensor) -> Tensor:
-        """s = λe·E + λo·O + λl·(1 − exp(−(‖v‖ + 1)/f)), E normalised to [0, 1]."""
-        w_e, w_o, w_l = self.strategy.score_weights
-        opacity = torch.sigmoid(params["opacities"]).squeeze(-1)
-        motion = temporal.motion_score(params["velocities"], self.tscales, self.tradii).squeeze(-1)
-        return w_e * error / error.max().clamp(min=1e-12) + w_o * opacity + w_l * motion
 
     # ----- rendering with the error probe -----
-    def prepare_for_render(self, gaussians: RenderGaussians, viewmats: Tensor) -> RenderGaussians:
+    def prepare_for_render(self, gaussians: RenderGaussians, camera: Cameras, viewmats: Tensor) -> RenderGaussians:
         """In stage 2 of training, add a zero 'error probe' channel: rendering it changes nothing,
         but its gradient under Σ_p e(p)·probe(p) is Σ_p e(p)·w_i(p), each Gaussian's
-        blend-weighted render error (used by the densification score)."""
-        self._probe = None
+        blend-weighted render error (the strategy reads it from its info)."""
         if not (self.training and self.strategy.in_stage2(self.step)):
             return gaussians
-        colors = gaussians.colors
-        if gaussians.sh_degree is not None:
-            colors = view_dependent_colors(gaussians.sh_degree, gaussians.means, colors, viewmats)[0]
-        self._probe = torch.zeros((colors.shape[0], 1), requires_grad=True, device=colors.device)
-        return RenderGaussians(
-            gaussians.means,
-            gaussians.quats,
-            gaussians.scales,
-            gaussians.opacities,
-            torch.cat([colors, self._probe], dim=-1),
-            None,
-            gaussians.subset_ids,
-        )
+        probe = torch.zeros((gaussians.means.shape[0], 1), requires_grad=True, device=gaussians.means.device)
+        return dataclasses.replace(gaussians.with_features([probe], viewmats), error_probe=probe)
 
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
         metrics = super().get_metrics_dict(outputs, batch)
@@ -253,22 +235,22 @@ class SharpTimeModel(DynamicSplatModel):
         if not self.training:
             return losses
         use_lpips = self.lpips_loss is not None and self.lpips_loss.network is not None
-        if use_lpips or self._probe is not None:  # the target image, only when a term below needs it
+        probe = self.info[ERROR_PROBE]
+        if use_lpips or probe is not None:  # the target image, only when a term below needs it
             gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
         if use_lpips:
             losses["lpips_loss"] = self.config.lpips_loss_weight * self.lpips_loss(outputs["rgb"], gt)
         if not self.strategy.in_stage2(self.step):
             return losses
-        opacity, life = self._last_life
+        opacity, life = outputs[BASE_OPACITY], outputs[LIFE]
         losses["opacity_reg"] = self.config.opacity_reg_weight * (opacity * life.detach()).mean()
         if self.config.lifespan_reg_weight > 0 and self.config.temporal_model == "sharptime":
-            ids = self.info["subset_ids"]
+            ids = self.info[SUBSET_IDS]
             losses["lifespan_reg"] = self.config.lifespan_reg_weight * temporal.lifespan_loss(
                 self.tscales[ids], self.tradii[ids], self.config.render_cull_threshold
             )
-        if self._probe is not None:
+        if probe is not None:
             error = (outputs["rgb"] - gt).abs().mean(dim=-1).detach()
             # value 0 (the probe channel renders zeros); its gradient fills the probe
             losses["error_probe"] = (outputs["features"][..., 0] * error).sum()
-            self.info["error_probe"] = self._probe
         return losses
