@@ -95,9 +95,7 @@ class SharpTimeModel(DynamicSplatModel):
         self.frame_interval = self.time_scale / max(num_frames - 1, 1)
         self.init_points = meta.get("sharptime_init")
         super().populate_modules()
-        self.lpips_loss = LPIPSLoss() if self.config.lpips_loss_weight > 0 else None
-        if self.lpips_loss is not None and self.lpips_loss.network is None:
-            CONSOLE.log("[yellow]LPIPS loss term left out: the AlexNet weights are not on this machine (see README)")
+        self.lpips_loss = LPIPSLoss() if self.config.lpips_loss_weight > 0 else None  # built at the first loss
 
     # ----- parameters -----
     def initial_gaussians(self) -> Dict[str, Parameter]:
@@ -234,7 +232,7 @@ class SharpTimeModel(DynamicSplatModel):
         losses = super().get_loss_dict(outputs, batch, metrics_dict)
         if not self.training:
             return losses
-        use_lpips = self.lpips_loss is not None and self.lpips_loss.network is not None
+        use_lpips = self.lpips_loss is not None and self.lpips_loss.available
         probe = self.info[ERROR_PROBE]
         if use_lpips or probe is not None:  # the target image, only when a term below needs it
             gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
