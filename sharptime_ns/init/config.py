@@ -1,8 +1,8 @@
 """Settings of the velocity-aware initialization, one sub-config per stage.
 
-On the command line: ``--pipeline.datamanager.velocity-init.<stage>.<field>`` (for example
-``--pipeline.datamanager.velocity-init.merge.background-points 0``), and the driver's own fields
-``--pipeline.datamanager.velocity-init.<field>``.
+On the command line: ``--pipeline.datamanager.init.<stage>.<field>`` (for example
+``--pipeline.datamanager.init.merge.background-points 0``), and the driver's own fields
+``--pipeline.datamanager.init.<field>``.
 """
 
 from __future__ import annotations
