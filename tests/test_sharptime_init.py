@@ -26,6 +26,7 @@ from sharptime_init_scene import (
     split_accuracy,
 )
 
+from dataparsers.images import read_rgb
 from sharptime_ns.init import frames as frames_mod
 from sharptime_ns.init.config import MaskConfig, MergeConfig, TriangulationConfig, VelocityConfig, VelocityInitConfig
 from sharptime_ns.init.driver import cache_file, compute_geometry, velocity_aware_init
@@ -65,7 +66,7 @@ def result(synthetic) -> Tuple[InitPoints, float]:
 
 
 def test_triangulate_frame_reprojects_and_lies_on_gt_surfaces(synthetic, tmp_path):
-    images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in synthetic.frames.image_paths[2]]
+    images = [read_rgb(p) for p in synthetic.frames.image_paths[2]]
     pts = triangulate_frame(
         images, synthetic.frames.Ks, synthetic.frames.w2c, tmp_path / "work", quiet().triangulation, seed=0
     )

@@ -22,6 +22,7 @@ import numpy as np
 import pycolmap
 
 from dataparsers.easyvolcap_calibration import Calibration
+from splat4d.geometry import camera_centres
 
 CameraModel = Literal["OPENCV", "RADIAL", "SIMPLE_RADIAL", "PINHOLE"]
 
@@ -165,7 +166,7 @@ def apply_metric_scale(cameras: Dict[str, CameraCalibration], first: str, second
             raise ValueError(f"known_distance names camera {name!r}, which is not among {sorted(cameras)}")
     if not distance > 0:
         raise ValueError(f"known_distance must be positive, got {distance}")
-    centres = {name: -cam.calibration.w2c[:3, :3].T @ cam.calibration.w2c[:3, 3] for name, cam in cameras.items()}
+    centres = {name: camera_centres(cam.calibration.w2c) for name, cam in cameras.items()}
     measured = float(np.linalg.norm(centres[first] - centres[second]))
     if measured <= 1e-12:
         raise ValueError(f"cameras {first} and {second} coincide in the reconstruction; pick two apart")
