@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Literal, Sequence
 
-import cv2
 import numpy as np
 import pycolmap
 
 from dataparsers.easyvolcap_calibration import Calibration
+from dataparsers.images import write_rgb
 from splat4d.geometry import camera_centres
 
 CameraModel = Literal["OPENCV", "RADIAL", "SIMPLE_RADIAL", "PINHOLE"]
@@ -75,7 +75,7 @@ def calibrate(
     images = work / "images"
     images.mkdir(parents=True)
     for name, plate in plates.items():
-        cv2.imwrite(str(images / f"{name}.png"), plate[..., ::-1])
+        write_rgb(images / f"{name}.png", plate)
     database = work / "database.db"
     pycolmap.set_random_seed(settings.seed)
     extraction = pycolmap.FeatureExtractionOptions()
