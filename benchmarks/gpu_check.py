@@ -193,7 +193,7 @@ def set_scene(config, scene: Path) -> None:
 def sharptime_config(scene: Path, sizes: Sizes):
     config = copy.deepcopy(sharptime.config)
     set_scene(config, scene)
-    config.pipeline.datamanager.init = "random"  # the same start as splatfacto's
+    config.pipeline.datamanager.init_method = "random"  # the same start as splatfacto's
     config.pipeline.model.num_random = sizes.init_gaussians
     return config
 
@@ -204,7 +204,7 @@ def splatfacto_config(scene: Path, sizes: Sizes, device: str):
     config = copy.deepcopy(sharptime.config)
     set_scene(config, scene)
     config.method_name = "splatfacto"
-    config.pipeline.datamanager.init = "random"
+    config.pipeline.datamanager.init_method = "random"
     model_type = SplatfactoModelConfig if device == "cuda" else DynamicSplatModelConfig
     config.pipeline.model = model_type(random_init=True, num_random=sizes.init_gaussians)
     return config

@@ -151,7 +151,7 @@ def frame_of(times: np.ndarray, num_frames: int) -> np.ndarray:
 
 
 def evaluate_init(gt: GroundTruth, frames: MultiViewFrames, points: InitPoints, num_frames: int) -> Dict[str, float]:
-    """Accuracy of initial points (``points`` in frame time units) against the ground truth.
+    """Accuracy of initial points (``points`` in normalized time) against the ground truth.
 
     Each point is looked up in the training camera where its depth best matches the true depth
     at its projection, at its own frame (dynamic points) or at the best of five frames spread
@@ -168,7 +168,7 @@ def evaluate_init(gt: GroundTruth, frames: MultiViewFrames, points: InitPoints, 
     )
     xyz = points.means.astype(np.float64)
     dyn = points.is_dynamic
-    own = frame_of(points.times / (num_frames - 1), num_frames)
+    own = frame_of(points.times, num_frames)
     static_frames = np.unique(np.linspace(0, num_frames - 1, 5).round().astype(int))
     residual = np.full(len(xyz), np.inf)
     label = np.full(len(xyz), -2)
@@ -204,7 +204,7 @@ def evaluate_init(gt: GroundTruth, frames: MultiViewFrames, points: InitPoints, 
     f = motion_factor(
         torch.from_numpy(points.tscales.astype(np.float64)), torch.from_numpy(points.radii.astype(np.float64))
     )
-    measured = points.velocities / f.numpy()[:, None]
+    measured = points.velocities / f.numpy()[:, None] / (num_frames - 1)  # per frame
     vel = np.flatnonzero(dyn & on_surface & (label >= 0) & (speed_px >= 1.0))
     err = np.linalg.norm(measured[vel] - true_velocity[vel], axis=1)
     speed = np.linalg.norm(true_velocity[vel], axis=1)
@@ -242,7 +242,7 @@ def stage_init(args: ScaleBenchmark, results: Dict) -> None:
     with PeakMemory() as memory:
         geometry = compute_geometry(frames, config)
     wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
-    points = to_init_points(geometry, config, time_scale=float(num_frames - 1))
+    points = to_init_points(geometry, config)
     accuracy = evaluate_init(load_ground_truth(scene), frames, to_scene_world(points, transform, scale), num_frames)
     stats = geometry.stats
     seconds = {stage: stats.get(f"seconds_{stage}", 0.0) for stage in INIT_STAGES}

@@ -75,7 +75,7 @@ def build_pipeline(scene: Path, gaussians: int, prefetch_workers: int, seed: int
     config.pipeline.datamanager.dataparser = MultiViewAutoDataParserConfig(
         data=scene, neural3dv=Neural3DVDataParserConfig(downscale=1.0)
     )
-    config.pipeline.datamanager.init = "random"
+    config.pipeline.datamanager.init_method = "random"
     config.pipeline.datamanager.prefetch_workers = prefetch_workers
     config.pipeline.datamanager.image_cache_size = 0  # at 5,700 images a 64-image cache almost never hits
     config.pipeline.model.num_random = gaussians
@@ -188,7 +188,7 @@ def stage_schedule(args: TrainOptions, data_root: Path, results: Dict, scene: Pa
         str(steps + 1),
         "--machine.seed",
         str(args.seed),
-        "--pipeline.datamanager.init",
+        "--pipeline.datamanager.init-method",
         "random",
         "--pipeline.model.num-random",
         str(args.schedule_gaussians),

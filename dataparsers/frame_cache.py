@@ -28,6 +28,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from dataparsers.atomic_folder import PARTIAL_MARK, build_atomically
+from dataparsers.images import write_rgb
 
 CACHE_VERSION = 1
 ImageFormat = Literal["png", "jpg"]
@@ -138,8 +139,7 @@ def _write_frames(
         task = progress.add_task(description, total=total)
         for index, rgb in frames:
             name = f"{index:06d}.{image_format}"
-            if not cv2.imwrite(str(folder / name), np.ascontiguousarray(rgb[..., ::-1]), params):
-                raise OSError(f"could not write {folder / name}")
+            write_rgb(folder / name, rgb, params)
             names.append(name)
             progress.advance(task)
     return names

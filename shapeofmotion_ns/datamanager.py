@@ -2,7 +2,7 @@
 dataparser's dataset (images with depth, masks) that
 
 - when training, runs the initialization (init.py; cached in ``<data>/.splat4d_cache/`` unless
-  ``init_cache`` is off) before the model is built and hands it over in the train dataset's
+  ``init.use_cache`` is off) before the model is built and hands it over in the train dataset's
   metadata (``shapeofmotion_init``), as nerfstudio passes that metadata to the model;
 - adds to every training batch the tracks of the image's points into ``num_targets`` random
   training frames: ``data["track_batch"]`` for the losses, ``camera.metadata["track_targets"]``
@@ -22,7 +22,7 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.models.splatfacto import get_viewmat
 from torch import Tensor
 
-from shapeofmotion_ns.init import InitConfig, cached_initialize_scene, initialize_scene
+from shapeofmotion_ns.init import InitConfig, cached_initialize_scene
 from shapeofmotion_ns.iphone_frames import check_priors, training_frames
 from shapeofmotion_ns.track_batch import load_track_batch
 from splat4d.datamanager import LazyImageDatamanager, LazyImageDatamanagerConfig
@@ -36,10 +36,7 @@ class ShapeOfMotionDatamanagerConfig(LazyImageDatamanagerConfig):
     num_targets: int = 4
     """Target frames per training step for the 2D track and track-depth losses."""
     init: InitConfig = field(default_factory=InitConfig)
-    """Initialization of the Gaussians and motion bases (run when training starts)."""
-    init_cache: bool = True
-    """Load the initialization from / save it to <data>/.splat4d_cache/shapeofmotion_init_<hash>.pt
-    (the hash covers ``init``, the training cameras and the scene folder's file sizes and mtimes)."""
+    """Initialization of the Gaussians and motion bases (run when training starts; its cache: ``use_cache``)."""
     seed: int = 0
     """Seed of the target-frame sampling."""
 
@@ -58,11 +55,7 @@ class ShapeOfMotionDatamanager(LazyImageDatamanager):
             meta = self.train_dataset.metadata
             check_priors(meta)
             frames, device = training_frames(self.train_dataset), str(self.device)
-            meta[INIT_KEY] = (
-                cached_initialize_scene(frames, self.config.init, self.config.dataparser.data, device)
-                if self.config.init_cache
-                else initialize_scene(frames, self.config.init, device)
-            )
+            meta[INIT_KEY] = cached_initialize_scene(frames, self.config.init, self.config.dataparser.data, device)
 
     @cached_property
     def dataset_type(self) -> Type[InputDataset]:

@@ -13,8 +13,9 @@ Scales are the mean distance to the 3 nearest neighbours (dynamic ones clamped t
 quantiles), opacities 0.7, colours from the images; everything is in the normalized frame.
 
 ``cached_initialize_scene`` keeps the result in ``<data>/.splat4d_cache/shapeofmotion_init_<hash>.pt``
-(splat4d/cache.py), keyed by the InitConfig, the device type, the training frames' names,
-cameras and time ids, and the size and mtime of every file of the scene folder.
+(splat4d/cache.py) unless ``InitConfig.use_cache`` is off, keyed by the other InitConfig
+settings, the device type, the training frames' names, cameras and time ids, and the size and
+mtime of every file of the scene folder.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class InitConfig:
     """Opacity of every initial Gaussian."""
     seed: int = 42
     """Seed of the track / pixel sampling and of k-means."""
+    use_cache: bool = True
+    """Load the initialization from / save it to <data>/.splat4d_cache/shapeofmotion_init_<hash>.pt
+    (the hash covers the other settings, the training cameras and the scene folder's file sizes and mtimes)."""
 
 
 @dataclass
@@ -188,9 +192,14 @@ def scene_init_from_dict(entry: Dict[str, Any]) -> SceneInit:
 def cached_initialize_scene(
     frames: TrainingFrames, config: InitConfig, data_dir: Path, device: str = "cpu"
 ) -> SceneInit:
-    """initialize_scene, loaded from / saved to the cache of ``data_dir`` (module docstring)."""
+    """initialize_scene, loaded from / saved to the cache of ``data_dir`` when ``config.use_cache``
+    (module docstring)."""
+    compute = lambda: scene_init_to_dict(initialize_scene(frames, config, device))  # noqa: E731
+    if not config.use_cache:
+        return scene_init_from_dict(load_or_compute(None, compute, "Shape of Motion init"))
+    settings = {name: value for name, value in dataclasses.asdict(config).items() if name != "use_cache"}
     key = {
-        "config": dataclasses.asdict(config),
+        "config": settings,
         "device": torch.device(device).type,
         "names": frames.names,
         "w2c": frames.w2c,
@@ -201,5 +210,4 @@ def cached_initialize_scene(
         "files": folder_stats(data_dir),
     }
     path = cache_path(data_dir, "shapeofmotion_init", CACHE_VERSION, key)
-    compute = lambda: scene_init_to_dict(initialize_scene(frames, config, device))  # noqa: E731
     return scene_init_from_dict(load_or_compute(path, compute, "Shape of Motion init"))

@@ -15,10 +15,9 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from rich.console import Console
 from torch import Tensor
 
-from splat4d.metrics import alexnet_lpips, alexnet_weights_path
+from splat4d.metrics import LazyLPIPS
 
 WINDOW, SIGMA, K1, K2 = 11, 1.5, 0.01, 0.03
 
@@ -69,26 +68,17 @@ def masked_lpips(pred: Tensor, gt: Tensor, mask: Tensor, net: torch.nn.Module) -
 
 
 class MaskedLPIPS:
-    """mLPIPS with the AlexNet LPIPS network built on first use when its weights are local; a
-    ``net`` given here (e.g. randomly initialised, in tests) is used as it is."""
+    """mLPIPS with the spatial AlexNet LPIPS network of :class:`splat4d.metrics.LazyLPIPS` (built on
+    first use when its weights are local); a ``net`` given here (e.g. randomly initialised, in
+    tests) is used as it is."""
 
     def __init__(self, net: Optional[torch.nn.Module] = None) -> None:
-        self.net, self._checked = net, net is not None
+        self.lpips = LazyLPIPS(spatial=True, purpose="mLPIPS", net=net)
 
     @property
     def available(self) -> bool:
-        if not self._checked:
-            self._checked = True
-            self.net = alexnet_lpips(spatial=True)
-            if self.net is None:
-                Console().print(
-                    f"[yellow]mLPIPS unavailable: AlexNet weights not found at {alexnet_weights_path()} (nothing is "
-                    "downloaded; place the file there to enable it)"
-                )
-        return self.net is not None
+        return self.lpips.available
 
     @torch.no_grad()
     def __call__(self, pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
-        assert self.net is not None, "check .available first"
-        self.net = self.net.to(pred.device).eval()
-        return masked_lpips(pred, gt, mask, self.net)
+        return masked_lpips(pred, gt, mask, self.lpips.network(pred.device))

@@ -25,6 +25,7 @@ from typing import Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
+from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.models.splatfacto import RGB2SH, num_sh_bases
 from nerfstudio.utils.rich_utils import CONSOLE
 from nerfstudio.viewer.viewer_elements import ViewerCheckbox, ViewerControl, ViewerSlider
@@ -58,7 +59,6 @@ from shapeofmotion_ns.strategy import DensityControlConfig, ShapeOfMotionStrateg
 from shapeofmotion_ns.track_batch import TrackTargets
 from shapeofmotion_ns.trajectories import draw_trajectories, sample_trajectories
 from splat4d.dynamic_model import DynamicSplatModel, DynamicSplatModelConfig, RenderGaussians
-from splat4d.sh import view_dependent_colors
 
 MOTION_GROUPS = {"motion_rots": "rots", "motion_transls": "transls"}
 
@@ -293,40 +293,29 @@ class ShapeOfMotionModel(DynamicSplatModel):
 
     # ----- rendering -----
     def get_outputs(self, camera):
-        """Renders like the base model; remembers the camera's time and centre for the
-        regularizers and its track targets (``camera.metadata["track_targets"]``) for prepare_for_render."""
-        self._track_targets: Optional[TrackTargets] = (camera.metadata or {}).get("track_targets")
-        self._query_time = self.camera_time(camera)
-        self._query_centre = camera.camera_to_worlds[0, :3, 3].to(self.device)
+        """Renders like the base model; in training also the camera centre (``camera_centre``, for
+        the regularizers)."""
+        centre = camera.camera_to_worlds[0, :3, 3].to(self.device)
         outputs = super().get_outputs(camera)
         if self.training:  # every render of the step goes to the density control
+            outputs["camera_centre"] = centre
             if self._infos_step != self.step:
                 self._step_infos, self._infos_step = [], self.step
             self._step_infos.append(self.info)
         return outputs
 
-    def prepare_for_render(self, gaussians: RenderGaussians, viewmats: Tensor) -> RenderGaussians:
-        """Adds the dynamic flag and, with track targets, each target's camera-space positions."""
-        if not self.training and self._track_targets is None:
+    def prepare_for_render(self, gaussians: RenderGaussians, camera: Cameras, viewmats: Tensor) -> RenderGaussians:
+        """Adds the dynamic flag and, with track targets (``camera.metadata["track_targets"]``),
+        each target's camera-space positions."""
+        targets: Optional[TrackTargets] = (camera.metadata or {}).get("track_targets")
+        if not self.training and targets is None:
             return gaussians
-        colors = gaussians.colors
-        if gaussians.sh_degree is not None:
-            colors = view_dependent_colors(gaussians.sh_degree, gaussians.means, colors, viewmats)[0]
-        channels = [colors, self.gauss_params["is_dynamic"].detach()[:, None]]
-        targets = self._track_targets
+        channels = [self.gauss_params["is_dynamic"].detach()[:, None]]
         if targets is not None:
             world = self.positions_at(self.frame_of(targets.times))  # [N, K, 3]
             cam = torch.einsum("kij,nkj->nki", targets.viewmats[:, :3, :3], world) + targets.viewmats[:, :3, 3]
             channels.append(cam.flatten(1))
-        return RenderGaussians(
-            gaussians.means,
-            gaussians.quats,
-            gaussians.scales,
-            gaussians.opacities,
-            torch.cat(channels, dim=-1),
-            None,
-            gaussians.subset_ids,
-        )
+        return gaussians.with_features(channels, viewmats)
 
     def track_points(self, outputs: Dict[str, Tensor], query_xy: Tensor) -> Tensor:
         """Rendered target-camera positions [K, P, 3] (world units) at query pixels [P, 2]."""
@@ -386,7 +375,9 @@ class ShapeOfMotionModel(DynamicSplatModel):
         if "track_batch" in batch:
             image_size = batch["image"].shape[:2]
             losses.update(
-                track_losses(self, outputs, batch["track_batch"], pred.shape[1] / image_size[1], max(image_size))
+                track_losses(
+                    self, outputs, batch["track_batch"], outputs["time"], pred.shape[1] / image_size[1], max(image_size)
+                )
             )
-        losses.update(regularizers(self, self._query_time))
+        losses.update(regularizers(self, outputs["time"], outputs["camera_centre"]))
         return losses

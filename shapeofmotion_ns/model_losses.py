@@ -16,14 +16,19 @@ from splat4d.geometry import project
 
 
 def track_losses(
-    model: DynamicSplatModel, outputs: Dict[str, Tensor], tracks: TrackBatch, render_scale: float, image_size: int
+    model: DynamicSplatModel,
+    outputs: Dict[str, Tensor],
+    tracks: TrackBatch,
+    query_time: float,
+    render_scale: float,
+    image_size: int,
 ) -> Dict[str, Tensor]:
-    """2D track and track-depth losses; track pixels are in images of ``image_size`` (max side),
-    renders ``render_scale`` times that."""
+    """2D track and track-depth losses of the render at ``query_time`` (normalized time); track
+    pixels are in images of ``image_size`` (max side), renders ``render_scale`` times that."""
     w = model.config.loss_weights
     points = model.track_points(outputs, tracks.query_xy * render_scale)  # [K, P, 3]
     pred_xy, pred_z = project(points, tracks.Ks[:, None])
-    gap = model.frame_of(model._query_time - tracks.targets.times)[:, None].expand_as(tracks.confidence)
+    gap = model.frame_of(query_time - tracks.targets.times)[:, None].expand_as(tracks.confidence)
     weights = L.track_weights(tracks.confidence, gap, model.num_time_steps)
     seen = tracks.visible
     depth_weights = weights * (tracks.depth > 0).float()
@@ -36,8 +41,9 @@ def track_losses(
     }
 
 
-def regularizers(model: DynamicSplatModel, t: float) -> Dict[str, Tensor]:
-    """Basis (with bases) / trajectory smoothness, z-acceleration and scale variance (normalized frame)."""
+def regularizers(model: DynamicSplatModel, t: float, camera_centre: Tensor) -> Dict[str, Tensor]:
+    """Basis (with bases) / trajectory smoothness, z-acceleration towards ``camera_centre`` [3]
+    (world) and scale variance (normalized frame), at the render's normalized time t."""
     w = model.config.loss_weights
     out = {}
     if model.uses_bases:
@@ -49,7 +55,7 @@ def regularizers(model: DynamicSplatModel, t: float) -> Dict[str, Tensor]:
         around, _ = model.dynamic_poses(torch.stack([f - 1, f, f + 1]))  # [G, 3, 3]
         neighbours = around[:, :, None]  # [G, 3 frames, K = 1, 3]
         out["smooth_tracks_loss"] = w.w_smooth_tracks * L.track_smoothness(neighbours)
-        centre = model.normalization.points_to_model(model._query_centre[None])
+        centre = model.normalization.points_to_model(camera_centre[None])
         out["z_accel_loss"] = w.w_z_accel * L.z_accel_loss(neighbours, centre)
     dynamic = model.gauss_params["is_dynamic"].detach() > 0.5
     scales = model.gauss_params["scales"]

@@ -40,11 +40,11 @@ class SharpTimeDatamanagerConfig(LazyImageDatamanagerConfig):
     _target: Type = field(default_factory=lambda: SharpTimeDatamanager)
     dataparser: MultiViewDataParsers = field(default_factory=lambda: MultiViewAutoDataParserConfig(data=DEMO_DATA))
     """Dataparser subcommand (see dataparsers/DATASETS.md); none given: auto-detect the layout."""
-    init: Literal["velocity", "random"] = "velocity"
+    init_method: Literal["velocity", "random"] = "velocity"
     """velocity: velocity-aware initialization from triangulated per-frame points; random
     (ablation): splatfacto's random initialization."""
-    velocity_init: VelocityInitConfig = field(default_factory=VelocityInitConfig)
-    """Options of the velocity-aware initialization."""
+    init: VelocityInitConfig = field(default_factory=VelocityInitConfig)
+    """Settings of the velocity-aware initialization (its cache: ``use_cache``)."""
 
 
 def ensure_demo_scene(data: Path) -> None:
@@ -61,7 +61,7 @@ class SharpTimeDatamanager(LazyImageDatamanager):
         data = Path(config.data) if config.data is not None else config.dataparser.data
         ensure_demo_scene(data)
         super().__init__(config, *args, **kwargs)
-        if self.test_mode == "val" and config.init == "velocity":  # training: initial Gaussians needed
+        if self.test_mode == "val" and config.init_method == "velocity":  # training: initial Gaussians needed
             self._add_initial_points()
 
     def publish(self, key: str, value) -> None:
@@ -71,7 +71,7 @@ class SharpTimeDatamanager(LazyImageDatamanager):
         self.train_dataset.metadata[key] = value
 
     def _add_initial_points(self) -> None:
-        points = velocity_aware_init(self.multiview_frames(), self.config.velocity_init, time_scale=1.0)
+        points = velocity_aware_init(self.multiview_frames(), self.config.init)
         if points is None:
             CONSOLE.log("[yellow]velocity-aware init produced too few points: using random initialization")
             return

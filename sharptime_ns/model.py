@@ -3,12 +3,14 @@ learnable temporal radius (lifespan), rendered at the camera's time."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Literal, Tuple, Type
 
 import numpy as np
 import torch
+from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
@@ -19,12 +21,12 @@ from sharptime_ns.strategy import SharpTimeStrategy
 from splat4d.dynamic_model import DynamicSplatModel, DynamicSplatModelConfig, RenderGaussians
 from splat4d.metrics import LPIPSLoss
 from splat4d.optim import stretch_schedules
-from splat4d.sh import view_dependent_colors
+from splat4d.strategy_info import ERROR_PROBE, SUBSET_IDS
 
 TimeUnit = Literal["normalized", "seconds", "frames"]
 TEMPORAL_PARAMS = ("velocities", "times", "log_tscales", "log_tradii")
-INIT_RADIUS = 1e-6  # r at initialisation, in the time unit
 PAPER_STEPS = 30000  # the paper's schedule (GPU)
+BASE_OPACITY, LIFE = "base_opacity", "temporal_opacity"  # training outputs: O and l(t) of the rendered Gaussians
 
 
 @dataclass
@@ -93,9 +95,7 @@ class SharpTimeModel(DynamicSplatModel):
         self.frame_interval = self.time_scale / max(num_frames - 1, 1)
         self.init_points = meta.get("sharptime_init")
         super().populate_modules()
-        self.lpips_loss = LPIPSLoss() if self.config.lpips_loss_weight > 0 else None
-        if self.lpips_loss is not None and self.lpips_loss.network is None:
-            CONSOLE.log("[yellow]LPIPS loss term left out: the AlexNet weights are not on this machine (see README)")
+        self.lpips_loss = LPIPSLoss() if self.config.lpips_loss_weight > 0 else None  # built at the first loss
 
     # ----- parameters -----
     def initial_gaussians(self) -> Dict[str, Parameter]:
@@ -109,7 +109,7 @@ class SharpTimeModel(DynamicSplatModel):
             velocities = torch.zeros(n, 3)
             times = torch.rand(n, 1) * self.time_scale
             tscales = torch.full((n, 1), self.config.random_init_tscale * self.time_scale)
-            radii = torch.full((n, 1), INIT_RADIUS)
+            radii = torch.full((n, 1), temporal.TINY_RADIUS)
         params["velocities"] = Parameter(velocities)
         params["times"] = Parameter(times)
         params["log_tscales"] = Parameter(torch.log(tscales.clamp(min=1e-6)))
@@ -148,7 +148,7 @@ class SharpTimeModel(DynamicSplatModel):
             relocate_opacity=cfg.relocate_opacity,
             grow_scale3d=cfg.densify_size_thresh,
             score_weights=(cfg.score_error_weight, cfg.score_opacity_weight, cfg.score_motion_weight),
-            score_fn=self.densification_score,
+            learn_radius=cfg.learn_radius,
         )
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
@@ -171,9 +171,7 @@ class SharpTimeModel(DynamicSplatModel):
 
     @property
     def tradii(self) -> Tensor:
-        if not self.config.learn_radius:
-            return torch.zeros_like(self.gauss_params["log_tradii"])
-        return torch.exp(self.gauss_params["log_tradii"])
+        return temporal.temporal_radius(self.gauss_params["log_tradii"], self.config.learn_radius)
 
     @property
     def canonical_times(self) -> Tensor:
@@ -203,7 +201,6 @@ class SharpTimeModel(DynamicSplatModel):
         else:
             means = temporal.position_at(static.means, velocities, times, tscales, tradii, t_unit)
         life = self.temporal_opacity(t_unit, times, tscales, tradii).squeeze(-1)
-        self._last_life = (static.opacities, life)
         return RenderGaussians(
             means=means,
             quats=static.quats,
@@ -212,36 +209,18 @@ class SharpTimeModel(DynamicSplatModel):
             colors=static.colors,
             sh_degree=static.sh_degree,
             subset_ids=keep,
+            loss_inputs={BASE_OPACITY: static.opacities, LIFE: life},  # for the opacity regularizer
         )
-
-    def densification_score(self, params, error: Tensor) -> Tensor:
-        """s = λe·E + λo·O + λl·(1 − exp(−(‖v‖ + 1)/f)), E normalised to [0, 1]."""
-        w_e, w_o, w_l = self.strategy.score_weights
-        opacity = torch.sigmoid(params["opacities"]).squeeze(-1)
-        motion = temporal.motion_score(params["velocities"], self.tscales, self.tradii).squeeze(-1)
-        return w_e * error / error.max().clamp(min=1e-12) + w_o * opacity + w_l * motion
 
     # ----- rendering with the error probe -----
-    def prepare_for_render(self, gaussians: RenderGaussians, viewmats: Tensor) -> RenderGaussians:
+    def prepare_for_render(self, gaussians: RenderGaussians, camera: Cameras, viewmats: Tensor) -> RenderGaussians:
         """In stage 2 of training, add a zero 'error probe' channel: rendering it changes nothing,
         but its gradient under Σ_p e(p)·probe(p) is Σ_p e(p)·w_i(p), each Gaussian's
-        blend-weighted render error (used by the densification score)."""
-        self._probe = None
+        blend-weighted render error (the strategy reads it from its info)."""
         if not (self.training and self.strategy.in_stage2(self.step)):
             return gaussians
-        colors = gaussians.colors
-        if gaussians.sh_degree is not None:
-            colors = view_dependent_colors(gaussians.sh_degree, gaussians.means, colors, viewmats)[0]
-        self._probe = torch.zeros((colors.shape[0], 1), requires_grad=True, device=colors.device)
-        return RenderGaussians(
-            gaussians.means,
-            gaussians.quats,
-            gaussians.scales,
-            gaussians.opacities,
-            torch.cat([colors, self._probe], dim=-1),
-            None,
-            gaussians.subset_ids,
-        )
+        probe = torch.zeros((gaussians.means.shape[0], 1), requires_grad=True, device=gaussians.means.device)
+        return dataclasses.replace(gaussians.with_features([probe], viewmats), error_probe=probe)
 
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
         metrics = super().get_metrics_dict(outputs, batch)
@@ -253,23 +232,23 @@ class SharpTimeModel(DynamicSplatModel):
         losses = super().get_loss_dict(outputs, batch, metrics_dict)
         if not self.training:
             return losses
-        use_lpips = self.lpips_loss is not None and self.lpips_loss.network is not None
-        if use_lpips or self._probe is not None:  # the target image, only when a term below needs it
+        use_lpips = self.lpips_loss is not None and self.lpips_loss.available
+        probe = self.info[ERROR_PROBE]
+        if use_lpips or probe is not None:  # the target image, only when a term below needs it
             gt = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
         if use_lpips:
             losses["lpips_loss"] = self.config.lpips_loss_weight * self.lpips_loss(outputs["rgb"], gt)
         if not self.strategy.in_stage2(self.step):
             return losses
-        opacity, life = self._last_life
+        opacity, life = outputs[BASE_OPACITY], outputs[LIFE]
         losses["opacity_reg"] = self.config.opacity_reg_weight * (opacity * life.detach()).mean()
         if self.config.lifespan_reg_weight > 0 and self.config.temporal_model == "sharptime":
-            ids = self.info["subset_ids"]
+            ids = self.info[SUBSET_IDS]
             losses["lifespan_reg"] = self.config.lifespan_reg_weight * temporal.lifespan_loss(
                 self.tscales[ids], self.tradii[ids], self.config.render_cull_threshold
             )
-        if self._probe is not None:
+        if probe is not None:
             error = (outputs["rgb"] - gt).abs().mean(dim=-1).detach()
             # value 0 (the probe channel renders zeros); its gradient fills the probe
             losses["error_probe"] = (outputs["features"][..., 0] * error).sum()
-            self.info["error_probe"] = self._probe
         return losses

@@ -6,8 +6,9 @@ Stage 1 (first ``stage1_fraction`` of training): gsplat's DefaultStrategy with a
 canonical times are frozen (the model detaches them), opacity resets stop, and every
 ``refine_every`` steps the Gaussians with opacity < ``relocate_opacity`` are removed and the
 count is brought back to exactly N by cloning (small) or splitting (large) the top-scored ones,
-with s = λe·E + λo·O + λl·(1 − exp(−(‖v‖ + 1)/f)) (E: blend-weighted render error accumulated
-since the last refinement). When more Gaussians are removed than remain, the top-scored are
+with s = λe·E + λo·O + λl·(1 − exp(−(‖v‖ + 1)/f)) (:func:`sharptime_ns.temporal.densification_score`;
+E: blend-weighted render error accumulated since the last refinement from the ``error_probe`` of
+each render's info, splat4d/strategy_info.py). When more Gaussians are removed than remain, the top-scored are
 copied in rounds (each round copies at most every current Gaussian once, copies included), so
 the count holds whatever fraction is transparent. gsplat's ops keep every parameter and its
 Adam state in step.
@@ -16,25 +17,28 @@ Adam state in step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import torch
 from gsplat.strategy import DefaultStrategy, Strategy
 from gsplat.strategy.ops import duplicate, remove, split
 from torch import Tensor
 
+from sharptime_ns import temporal
+from splat4d.strategy_info import ERROR_PROBE, SUBSET_IDS
+
 
 @dataclass
 class SharpTimeStrategy(Strategy):
     absgs: DefaultStrategy
     total_steps: int
-    score_fn: Callable[[Any, Tensor], Tensor]  # (params, accumulated error [N]) -> score [N]
     stage1_fraction: float = 1.0 / 3.0
     custom_densification: bool = True
     refine_every: int = 100
     relocate_opacity: float = 0.005
     grow_scale3d: float = 0.01
-    score_weights: Tuple[float, float, float] = (1.0, 0.5, 0.5)
+    score_weights: Tuple[float, float, float] = (1.0, 0.5, 0.5)  # (λe, λo, λl)
+    learn_radius: bool = True  # False: r ≡ 0 in the score's f(σt, r), as in the model
 
     @property
     def stage2_start(self) -> int:
@@ -81,11 +85,11 @@ class SharpTimeStrategy(Strategy):
 
     @torch.no_grad()
     def _accumulate_error(self, state: Dict[str, Any], info: Dict[str, Any]) -> None:
-        probe = info.get("error_probe")
+        probe = info.get(ERROR_PROBE)
         if probe is None or probe.grad is None:
             return
         per_gaussian = probe.grad.squeeze(-1)  # [rendered Gaussians]
-        ids = info.get("subset_ids")
+        ids = info.get(SUBSET_IDS)
         if ids is None:
             ids = torch.arange(len(per_gaussian), device=per_gaussian.device)
         state["error"].index_add_(0, ids, per_gaussian)
@@ -105,7 +109,7 @@ class SharpTimeStrategy(Strategy):
         missing = state["fixed_count"] - len(params["means"])
         replaced = missing
         while missing > 0:  # one Gaussian more per chosen one (clone: +1; split: 2 replace 1)
-            score = self.score_fn(params, ops_state["error"] / ops_state["error_count"].clamp(min=1))
+            score = self.score(params, ops_state["error"] / ops_state["error_count"].clamp(min=1))
             chosen = torch.zeros_like(score, dtype=torch.bool)
             chosen[torch.topk(score, min(missing, len(score))).indices] = True
             self._grow(params, optimizers, ops_state, chosen, state["scene_scale"])
@@ -114,6 +118,17 @@ class SharpTimeStrategy(Strategy):
         state["error_count"] = torch.zeros_like(state["error"])
         state["relocated"] += replaced
         return replaced
+
+    def score(self, params, error: Tensor) -> Tensor:
+        """The densification score [N] of every Gaussian, given its mean accumulated error [N]."""
+        return temporal.densification_score(
+            error,
+            torch.sigmoid(params["opacities"]).squeeze(-1),
+            params["velocities"],
+            torch.exp(params["log_tscales"]),
+            temporal.temporal_radius(params["log_tradii"], self.learn_radius),
+            self.score_weights,
+        )
 
     def _grow(self, params, optimizers, ops_state: Dict[str, Tensor], chosen: Tensor, scene_scale: float) -> None:
         """Clone the chosen small Gaussians and split the chosen large ones (one more each)."""

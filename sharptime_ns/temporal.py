@@ -7,9 +7,19 @@ t, T, σt and r share one time unit (see ``SharpTimeModelConfig.time_unit``).
 from __future__ import annotations
 
 import math
+from typing import Tuple
 
 import torch
 from torch import Tensor
+
+TINY_RADIUS = 1e-6
+"""r ≈ 0, the lifespan carried by σt alone: the initial radius of the random initialization and of
+the velocity-aware one's ``radius_init="tiny"`` (r is learned in log space, so not 0)."""
+
+
+def temporal_radius(log_radius: Tensor, learned: bool) -> Tensor:
+    # r = exp(log r) when learned; r ≡ 0 otherwise (the 'no lifespan' ablation)
+    return torch.exp(log_radius) if learned else torch.zeros_like(log_radius)
 
 
 def motion_factor(tscale: Tensor, radius: Tensor) -> Tensor:
@@ -41,6 +51,20 @@ def alive_at(times: Tensor, tscale: Tensor, radius: Tensor, t: float, threshold:
 def motion_score(velocities: Tensor, tscale: Tensor, radius: Tensor) -> Tensor:
     # 1 − exp(−(‖v‖ + 1) / f(σt, r)): the motion term of the densification score
     return 1.0 - torch.exp(-(velocities.norm(dim=-1, keepdim=True) + 1.0) / motion_factor(tscale, radius))
+
+
+def densification_score(
+    error: Tensor,
+    opacity: Tensor,
+    velocities: Tensor,
+    tscale: Tensor,
+    radius: Tensor,
+    weights: Tuple[float, float, float],
+) -> Tensor:
+    # s = λe·E/max(E) + λo·O + λl·(1 − exp(−(‖v‖ + 1)/f(σt, r))), weights = (λe, λo, λl); error, opacity [N]
+    w_e, w_o, w_l = weights
+    motion = motion_score(velocities, tscale, radius).squeeze(-1)
+    return w_e * error / error.max().clamp(min=1e-12) + w_o * opacity + w_l * motion
 
 
 def lifespan_loss(tscale: Tensor, radius: Tensor, threshold: float) -> Tensor:

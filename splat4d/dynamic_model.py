@@ -12,6 +12,7 @@ crop box, resolution schedule, camera optimizer, depth output) and changes four 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Type, Union
 
@@ -36,7 +37,8 @@ from torch.nn import Parameter
 
 from splat4d.metrics import LazyLPIPS, image_metrics, psnr
 from splat4d.rasterization import Backend, rasterize
-from splat4d.strategy_info import packed_info_for_subset
+from splat4d.sh import view_dependent_colors
+from splat4d.strategy_info import SUBSET_IDS, packed_info_for_subset, render_info
 
 # The viewer's default background (splatfacto uses it when the training background is random).
 VIEWER_BACKGROUND = (0.1490, 0.1647, 0.2157)
@@ -53,6 +55,11 @@ class RenderGaussians:
     colors: Tensor  # [N, K, 3] SH coefficients, or [N, D] features when sh_degree is None
     sh_degree: Optional[int]
     subset_ids: Optional[Tensor] = None  # ids in gauss_params when only a subset is rendered
+    loss_inputs: Dict[str, Tensor] = field(default_factory=dict)
+    """Per-Gaussian values [N, ...] the training loss reads; training outputs carry them under their keys."""
+    error_probe: Optional[Tensor] = None
+    """The zero feature channel whose gradient the strategy reads (splat4d/strategy_info.py);
+    set by prepare_for_render, after any selection."""
 
     def select(self, keep: Tensor) -> "RenderGaussians":
         ids = keep.nonzero().squeeze(-1) if keep.dtype == torch.bool else keep
@@ -64,7 +71,16 @@ class RenderGaussians:
             self.colors[ids],
             self.sh_degree,
             ids if self.subset_ids is None else self.subset_ids[ids],
+            {key: value[ids] for key, value in self.loss_inputs.items()},
         )
+
+    def with_features(self, extra: List[Tensor], viewmats: Tensor) -> "RenderGaussians":
+        """The colours (SH evaluated for this view) followed by the extra channels [N, k] of
+        ``extra``, rendered as plain features."""
+        colors = self.colors
+        if self.sh_degree is not None:
+            colors = view_dependent_colors(self.sh_degree, self.means, colors, viewmats)[0]
+        return dataclasses.replace(self, colors=torch.cat([colors, *extra], dim=-1), sh_degree=None)
 
 
 @dataclass
@@ -170,8 +186,8 @@ class DynamicSplatModel(SplatfactoModel):
     def step_post_backward(self, step: int) -> None:
         assert step == self.step
         info, packed = self.info, False
-        if info.get("subset_ids") is not None:
-            info, packed = packed_info_for_subset(info, info["subset_ids"]), True
+        if info.get(SUBSET_IDS) is not None:
+            info, packed = packed_info_for_subset(info, info[SUBSET_IDS]), True
         self.strategy.step_post_backward(
             params=self.gauss_params,
             optimizers=self.optimizers,
@@ -214,12 +230,14 @@ class DynamicSplatModel(SplatfactoModel):
             sh_degree=sh_degree,
         )
 
-    def prepare_for_render(self, gaussians: RenderGaussians, viewmats: Tensor) -> RenderGaussians:
-        """Last change before rasterizing (e.g. extra feature channels); identity here."""
+    def prepare_for_render(self, gaussians: RenderGaussians, camera: Cameras, viewmats: Tensor) -> RenderGaussians:
+        """Last change before rasterizing (e.g. extra feature channels, an error probe); identity here."""
         return gaussians
 
     # ----- rendering -----
-    def get_outputs(self, camera: Cameras) -> Dict[str, Union[Tensor, List]]:
+    def get_outputs(self, camera: Cameras) -> Dict[str, Union[Tensor, List, float]]:
+        """The render at the camera's time; in training also ``time`` (that normalized time) and the
+        Gaussians' ``loss_inputs``. The strategy's info is kept as ``self.info`` (splat4d/strategy_info.py)."""
         if not isinstance(camera, Cameras):
             raise TypeError(f"get_outputs needs a Cameras object, got {type(camera).__name__}")
         if self.training:
@@ -227,7 +245,8 @@ class DynamicSplatModel(SplatfactoModel):
             camera_to_world = self.camera_optimizer.apply_to_camera(camera)
         else:
             camera_to_world = camera.camera_to_worlds
-        gaussians = self.gaussians_at(self.camera_time(camera))
+        t = self.camera_time(camera)
+        gaussians = self.gaussians_at(t)
         if self.crop_box is not None and not self.training:
             inside = self.crop_box.within(gaussians.means).squeeze()
             if inside.sum() == 0:
@@ -244,9 +263,9 @@ class DynamicSplatModel(SplatfactoModel):
         self.last_size = (H, W)
         camera.rescale_output_resolution(scale)
 
-        gaussians = self.prepare_for_render(gaussians, viewmat)
+        gaussians = self.prepare_for_render(gaussians, camera, viewmat)
         render_mode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
-        render, alpha, self.info = rasterize(
+        render, alpha, raster_info = rasterize(
             means=gaussians.means,
             quats=gaussians.quats,
             scales=gaussians.scales,
@@ -263,7 +282,7 @@ class DynamicSplatModel(SplatfactoModel):
             rasterize_mode=self.config.rasterize_mode,
             backend=self.config.rasterizer_backend,
         )
-        self.info["subset_ids"] = gaussians.subset_ids
+        self.info = render_info(raster_info, gaussians.subset_ids, gaussians.error_probe)
         if self.training:
             self.strategy.step_pre_backward(
                 self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info
@@ -281,6 +300,8 @@ class DynamicSplatModel(SplatfactoModel):
             depth = render[..., channels : channels + 1]
             outputs["depth"] = torch.where(alpha > 0, depth, depth.detach().max()).squeeze(0)
         outputs["background"] = background if self.training else background.expand(H, W, 3)
+        if self.training:
+            outputs.update(time=t, **gaussians.loss_inputs)
         return outputs
 
     # ----- evaluation -----

@@ -43,29 +43,37 @@ def alexnet_lpips(spatial: bool = False, random_backbone: bool = False) -> Optio
 
 
 class LazyLPIPS:
-    """LPIPS for evaluation, built on first use if the weights are cached locally."""
+    """The AlexNet LPIPS network (:func:`alexnet_lpips`), built on first use when its weights are
+    on this machine; without them ``available`` is False and says so once, naming ``purpose``.
+    A ``net`` given here (e.g. randomly initialised, in tests) is used as it is. Called, it is the
+    evaluation metric: the mean LPIPS of [B, 3, H, W] images in [0, 1], without gradients. A plain
+    object, not a torch module: checkpoints of a model holding it do not carry its weights."""
 
-    def __init__(self) -> None:
-        self._net: Optional[torch.nn.Module] = None
-        self._checked = False
+    def __init__(self, spatial: bool = False, purpose: str = "LPIPS", net: Optional[torch.nn.Module] = None) -> None:
+        self.spatial, self.purpose = spatial, purpose
+        self._net, self._checked = net, net is not None
 
     @property
     def available(self) -> bool:
         if not self._checked:
             self._checked = True
-            self._net = alexnet_lpips()
+            self._net = alexnet_lpips(spatial=self.spatial)
             if self._net is None:
                 CONSOLE.print(
-                    f"[yellow]LPIPS unavailable: AlexNet weights not found at {alexnet_weights_path()}; "
-                    "reporting PSNR/SSIM only (place the file there to enable LPIPS)."
+                    f"[yellow]{self.purpose} left out: AlexNet weights not found at {alexnet_weights_path()} "
+                    "(nothing is downloaded; place the file there to enable it)"
                 )
         return self._net is not None
 
+    def network(self, device: torch.device) -> torch.nn.Module:
+        """The network on ``device`` (check ``available`` first)."""
+        assert self.available, f"{self.purpose} without AlexNet weights: check .available first"
+        self._net = self._net.to(device)
+        return self._net
+
     @torch.no_grad()
     def __call__(self, pred: Tensor, gt: Tensor) -> Tensor:
-        assert self._net is not None
-        self._net = self._net.to(pred.device)
-        return self._net(pred, gt, normalize=True).mean()
+        return self.network(pred.device)(pred, gt, normalize=True).mean()
 
 
 def image_metrics(pred: Tensor, gt: Tensor, lpips: Optional[LazyLPIPS] = None) -> Dict[str, float]:
@@ -81,26 +89,27 @@ def image_metrics(pred: Tensor, gt: Tensor, lpips: Optional[LazyLPIPS] = None) -
 
 
 class LPIPSLoss:
-    """LPIPS (AlexNet) as a differentiable loss between [H, W, 3] images in [0, 1]; frozen network.
-
-    ``network`` is None when torchvision's ImageNet AlexNet weights are not on this machine (never
-    downloaded); ``random_backbone`` builds a randomly initialised AlexNet instead (tests). The
-    linear heads ship with torchmetrics. Images whose short side is under MIN_SIDE pixels are
-    upsampled (bilinear) to it first: AlexNet's strided layers leave nothing of smaller ones. A
-    plain object, not a torch module: checkpoints of a model holding it do not carry its weights."""
+    """LPIPS (AlexNet) as a differentiable loss between [H, W, 3] images in [0, 1]; frozen network
+    (:class:`LazyLPIPS`, ``available`` False without the weights). ``random_backbone`` builds a
+    randomly initialised AlexNet instead (tests). Images whose short side is under MIN_SIDE pixels
+    are upsampled (bilinear) to it first: AlexNet's strided layers leave nothing of smaller ones."""
 
     MIN_SIDE = 64
 
     def __init__(self, random_backbone: bool = False) -> None:
-        self.network = alexnet_lpips(random_backbone=random_backbone)
+        net = alexnet_lpips(random_backbone=True) if random_backbone else None
+        self.lpips = LazyLPIPS(purpose="LPIPS loss term", net=net)
+
+    @property
+    def available(self) -> bool:
+        return self.lpips.available
 
     def __call__(self, pred: Tensor, gt: Tensor) -> Tensor:
-        assert self.network is not None, "LPIPSLoss without weights"
-        self.network.to(pred.device)
+        network = self.lpips.network(pred.device)
         scale = max(1.0, self.MIN_SIDE / min(pred.shape[:2]))
 
         def as_batch(img: Tensor) -> Tensor:
             img = img.permute(2, 0, 1)[None]
             return img if scale == 1.0 else torch.nn.functional.interpolate(img, scale_factor=scale, mode="bilinear")
 
-        return self.network(as_batch(pred), as_batch(gt), normalize=True).mean()
+        return network(as_batch(pred), as_batch(gt), normalize=True).mean()

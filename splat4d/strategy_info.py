@@ -1,17 +1,41 @@
-"""Adapts the ``info`` of a render of a *subset* of the Gaussians (e.g. those alive at time t)
-to gsplat strategies, which index their running state by Gaussian id.
+"""The ``info`` a densification strategy receives from each training render, and its adaptation
+to renders of a *subset* of the Gaussians.
 
-The render's screen-space gradients ([C, N_subset, 2]) are handed over in gsplat's *packed*
-layout — one row per visible (camera, Gaussian) pair with its global id in ``gaussian_ids`` —
-so DefaultStrategy & co. accumulate them on the right Gaussians (call with ``packed=True``).
+``DynamicSplatModel.get_outputs`` builds it with :func:`render_info` (kept as ``model.info``) and
+hands it to ``strategy.step_pre_backward`` right after the render and to
+``strategy.step_post_backward`` after backward. It is everything per step that a strategy reads:
+
+- gsplat's rasterization info: ``means2d`` (screen-space means, whose gradient the strategy
+  reads after backward), ``radii`` [C, N], ``width``, ``height``, ``n_cameras``, ...;
+- ``subset_ids`` (:data:`SUBSET_IDS`): [N] ids in the model's parameters of the rendered
+  Gaussians, or None when all of them were rendered;
+- ``error_probe`` (:data:`ERROR_PROBE`): a zero [N, 1] feature channel rendered beside the
+  colours, or None. Rendering it changes nothing, but after backward of Σ_p e(p)·probe(p) its
+  gradient is Σ_p e(p)·w_i(p), each rendered Gaussian's blend-weighted render error (SharpTimeGS
+  in stage 2 of training).
+
+The render's screen-space gradients ([C, N_subset, 2]) of a subset render are handed over in
+gsplat's *packed* layout — one row per visible (camera, Gaussian) pair with its global id in
+``gaussian_ids`` — so DefaultStrategy & co. accumulate them on the right Gaussians (call with
+``packed=True``; :func:`packed_info_for_subset`).
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from torch import Tensor
+
+SUBSET_IDS = "subset_ids"
+ERROR_PROBE = "error_probe"
+
+
+def render_info(
+    raster_info: Dict[str, Any], subset_ids: Optional[Tensor], error_probe: Optional[Tensor]
+) -> Dict[str, Any]:
+    """gsplat's info of a render plus this project's per-step keys (see the module docstring)."""
+    return {**raster_info, SUBSET_IDS: subset_ids, ERROR_PROBE: error_probe}
 
 
 def packed_info_for_subset(info: Dict[str, Any], subset_ids: Tensor) -> Dict[str, Any]:

@@ -90,16 +90,16 @@ def gt_lookup(syn: Synthetic, points: np.ndarray, frame: int) -> Tuple[np.ndarra
     return best, oid
 
 
-def point_frames(pts: InitPoints, time_scale: float) -> np.ndarray:
-    return np.round(pts.times / time_scale * (NUM_FRAMES - 1)).astype(int)
+def point_frames(pts: InitPoints) -> np.ndarray:
+    return np.round(pts.times * (NUM_FRAMES - 1)).astype(int)
 
 
-def gt_labels(syn: Synthetic, pts: InitPoints, time_scale: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def gt_labels(syn: Synthetic, pts: InitPoints) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Depth residual, object id and frame per point: dynamic points at their frame, static ones
     at the frame where they fit the GT surfaces best."""
     res = np.full(len(pts), np.inf)
     lab = np.full(len(pts), -2)
-    frames = point_frames(pts, time_scale)
+    frames = point_frames(pts)
     best_frame = frames.copy()
     xyz = pts.means.astype(np.float64)
     for f in range(NUM_FRAMES):
@@ -115,13 +115,13 @@ def measured_velocity(pts: InitPoints) -> np.ndarray:
     return pts.velocities / f.numpy()[:, None]
 
 
-def gt_velocity(syn: Synthetic, xyz: np.ndarray, object_id: int, frame: int, time_scale: float) -> np.ndarray:
-    """Central difference over the neighbouring frames (one-sided at the ends), per time unit."""
+def gt_velocity(syn: Synthetic, xyz: np.ndarray, object_id: int, frame: int) -> np.ndarray:
+    """Central difference over the neighbouring frames (one-sided at the ends), per normalized time."""
     a, b = max(frame - 1, 0), min(frame + 1, NUM_FRAMES - 1)
     track = syn.scene.track_points(
         xyz[None], np.array([object_id]), FIRST + frame, np.array([FIRST + a, FIRST + b], float)
     )
-    return (track[1, 0] - track[0, 0]) / ((b - a) / (NUM_FRAMES - 1) * time_scale)
+    return (track[1, 0] - track[0, 0]) / ((b - a) / (NUM_FRAMES - 1))
 
 
 def split_accuracy(syn: Synthetic, pts: InitPoints, min_motion: float = 0.02) -> Tuple[float, float, float]:
@@ -129,10 +129,10 @@ def split_accuracy(syn: Synthetic, pts: InitPoints, min_motion: float = 0.02) ->
     that are unambiguous: on the static background, or on an object that moves by more than
     ``min_motion`` world units per frame there (about a pixel in these views); a point on an
     object that is momentarily (almost) still may go either way."""
-    _, lab, frames = gt_labels(syn, pts, 1.0)
+    _, lab, frames = gt_labels(syn, pts)
     ambiguous = np.zeros(len(pts), bool)
     for i in np.flatnonzero(lab >= 0):
-        v = gt_velocity(syn, pts.means[i].astype(np.float64), lab[i], frames[i], 1.0)
+        v = gt_velocity(syn, pts.means[i].astype(np.float64), lab[i], frames[i])
         ambiguous[i] = np.linalg.norm(v) / (NUM_FRAMES - 1) < min_motion
     correct = np.where(pts.is_dynamic, lab >= 0, lab == -1)[~ambiguous]
     dyn = pts.is_dynamic[~ambiguous]

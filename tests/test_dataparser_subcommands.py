@@ -61,7 +61,7 @@ def test_datamanager_runs_with_every_parser_type(tmp_path, fmt):
     )
     test_camera = ["--test-cameras", "01"] if fmt == "enerf" else []  # the others' defaults exist in the scene
     config = parse(SUBCOMMAND[fmt], "--data", str(scene), *test_camera)
-    config.init = "random"  # the velocity init's own tests cover it; this checks the parser plumbing
+    config.init_method = "random"  # the velocity init's own tests cover it; this checks the parser plumbing
     manager = config.setup(device="cpu", test_mode="val")
     frames = manager.multiview_frames()
     assert frames.data_dir == scene and len(frames.camera_names) == 2

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from nerfstudio.data.datasets.base_dataset import InputDataset
+from nerfstudio_projection import project_nerfstudio, to_nerfstudio
 
 from dataparsers.easyvolcap import EasyVolcapDataParserConfig, ENeRFOutdoorDataParserConfig
 from dataparsers.multiview import MultiViewAutoDataParserConfig, detect_layout
@@ -50,22 +51,6 @@ def case(request, tmp_path_factory):
     }
 
 
-def to_normalized(points: np.ndarray, outputs) -> np.ndarray:
-    """World points in the parser's normalized space: s · (R x + t)."""
-    T = outputs.dataparser_transform.double().numpy()
-    return outputs.dataparser_scale * (points @ T[:, :3].T + T[:, 3])
-
-
-def project_nerfstudio(outputs, i: int, points: np.ndarray) -> np.ndarray:
-    """Pixel coordinates of normalized points in image i, from nerfstudio's OpenGL camera
-    (x right, y up, looking down −z) and the pixel-centre-at-+0.5 convention."""
-    cams = outputs.cameras
-    c2w = cams.camera_to_worlds[i].double().numpy()
-    p = (points - c2w[:, 3]) @ c2w[:, :3]  # world -> camera: Rᵀ (x − c)
-    fx, fy, cx, cy = (float(v[i]) for v in (cams.fx, cams.fy, cams.cx, cams.cy))
-    return np.stack([cx + fx * p[:, 0] / -p[:, 2], cy - fy * p[:, 1] / -p[:, 2]], axis=1)
-
-
 def ground_truth_points(gt: GroundTruth, name: str, frame: int, depth: np.ndarray):
     """3D points seen at a grid of pixel centres (from the depth map) and the object centres,
     with the pixels where the generator's undistorted pinhole camera puts them."""
@@ -93,7 +78,7 @@ def test_projections_of_ground_truth_points(case):
             points, uv = ground_truth_points(gt, name, frame, depths[name][frame])
             sx = float(outputs.cameras.width[i]) / cam.width
             sy = float(outputs.cameras.height[i]) / cam.height
-            got = project_nerfstudio(outputs, i, to_normalized(points, outputs))
+            got = project_nerfstudio(outputs, i, to_nerfstudio(outputs, points))
             worst = max(worst, float(np.abs(got - uv * [sx, sy]).max()))
     assert worst < 0.5, f"{case['fmt']}: worst reprojection error {worst:.3g} px"
     assert worst < 1e-2  # in fact only float32 rounding separates them

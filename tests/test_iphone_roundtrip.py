@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from nerfstudio.data.dataparsers.dycheck_dataparser import DycheckDataParserConfig
+from nerfstudio_projection import project_nerfstudio, to_nerfstudio
 
 from dataparsers.iphone.dataparser import IPhoneDataParserConfig
 from dataparsers.iphone.dataset import IPhoneDataset
@@ -28,21 +29,9 @@ def parse(scene, split="train", **options):
     return IPhoneDataParserConfig(data=scene, **options).setup().get_dataparser_outputs(split)
 
 
-def to_nerfstudio(outputs, points):
-    transform = outputs.dataparser_transform.double().numpy()
-    return outputs.dataparser_scale * (points @ transform[:, :3].T + transform[:, 3])
-
-
 def project(outputs, index, points_world):
-    """Pixels [P, 2] of world points through the parsed camera ``index`` (OpenGL c2w, nerfstudio units)."""
-    cams = outputs.cameras
-    c2w = cams.camera_to_worlds[index].double().numpy()
-    local = (to_nerfstudio(outputs, points_world) - c2w[:, 3]) @ c2w[:, :3]
-    x, y, z = local[:, 0], -local[:, 1], -local[:, 2]  # OpenGL -> OpenCV axes
-    return np.stack(
-        [cams.fx[index].item() * x / z + cams.cx[index].item(), cams.fy[index].item() * y / z + cams.cy[index].item()],
-        axis=1,
-    )
+    """Pixels [P, 2] of world points through the parsed camera ``index``."""
+    return project_nerfstudio(outputs, index, to_nerfstudio(outputs, points_world))
 
 
 @pytest.mark.parametrize("cameras", ["original", "refined"])

@@ -25,6 +25,7 @@ from dataparsers.synthetic.pose_alignment import pose_errors
 from dataparsers.synthetic.raw_rig import GROUND_TRUTH_FILE, RawRigConfig, write_raw_rig
 from dataparsers.synthetic.writers import encode_mp4
 from dataparsers.video import decode_frames, probe_video
+from splat4d.geometry import camera_centres
 
 QUIET = Console(file=io.StringIO())
 
@@ -197,7 +198,7 @@ def test_metric_scale_frame_range_and_resolution(built, tmp_path):
     assert scaled.frame_count == 4 and scaled.offsets == summary.offsets and scaled.metric_scale > 0
     before = read_calibration(cmd.out / "optimized" / "intri.yml", cmd.out / "optimized" / "extri.yml")
     after = read_calibration(out / "optimized" / "intri.yml", out / "optimized" / "extri.yml")
-    centre = {n: -c.w2c[:3, :3].T @ c.w2c[:3, 3] for n, c in after.items()}
+    centre = {n: camera_centres(c.w2c) for n, c in after.items()}
     assert np.linalg.norm(centre["cam0"] - centre["cam1"]) == pytest.approx(2.0, rel=1e-6)
     assert (after["cam3"].width, after["cam3"].height) == (160, 120)
     assert np.allclose(after["cam3"].K[:2], before["cam3"].K[:2] / 2)

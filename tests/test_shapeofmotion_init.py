@@ -226,6 +226,8 @@ def test_the_initialization_is_cached_next_to_the_data(monocular_scene, parsed, 
             assert torch.equal(a, b) if torch.is_tensor(a) else a == b, field.name
     with pytest.raises(AssertionError, match="recomputed"):  # another config field: another entry
         cached_initialize_scene(frames, dataclasses.replace(config, optim_steps=6), monocular_scene)
+    with pytest.raises(AssertionError, match="recomputed"):  # use_cache off: never read
+        cached_initialize_scene(frames, dataclasses.replace(config, use_cache=False), monocular_scene)
     monkeypatch.undo()
     touched = monocular_scene / "extra.json"
     os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))  # an input changed

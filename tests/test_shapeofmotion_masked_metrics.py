@@ -103,7 +103,8 @@ def test_masked_lpips_ignores_masked_out_pixels_and_grows_with_the_error():
 
 
 def test_masked_lpips_is_unavailable_without_local_weights(monkeypatch, tmp_path):
-    import shapeofmotion_ns.masked_metrics as mm
+    import splat4d.metrics
+    from shapeofmotion_ns.masked_metrics import MaskedLPIPS
 
-    monkeypatch.setattr(mm, "alexnet_weights_path", lambda: tmp_path / "missing.pth")
-    assert not mm.MaskedLPIPS().available
+    monkeypatch.setattr(splat4d.metrics, "alexnet_weights_path", lambda: tmp_path / "missing.pth")
+    assert not MaskedLPIPS().available

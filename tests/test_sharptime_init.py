@@ -4,7 +4,7 @@ video with exact ground truth (dataparsers/synthetic/scene.py): 6 cameras × 6 f
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Tuple
 
@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from nerfstudio.data.scene_box import SceneBox
 from sharptime_init_scene import (
     NUM_CAMERAS,
     NUM_FRAMES,
@@ -25,6 +26,7 @@ from sharptime_init_scene import (
     split_accuracy,
 )
 
+from dataparsers.images import read_rgb
 from sharptime_ns.init import frames as frames_mod
 from sharptime_ns.init.config import MaskConfig, MergeConfig, TriangulationConfig, VelocityConfig, VelocityInitConfig
 from sharptime_ns.init.driver import cache_file, compute_geometry, velocity_aware_init
@@ -36,6 +38,7 @@ from sharptime_ns.init.points import InitPoints
 from sharptime_ns.init.split import sample_mask
 from sharptime_ns.init.triangulation import rig_pairs, triangulate_frame
 from sharptime_ns.init.user_masks import UserMasks
+from sharptime_ns.model import SharpTimeModelConfig
 from sharptime_ns.temporal import motion_factor
 from splat4d.geometry import apply_transform, project
 
@@ -54,7 +57,7 @@ def quiet(**kwargs) -> VelocityInitConfig:
 def result(synthetic) -> Tuple[InitPoints, float]:
     """The default init (normalized time), computed once (and cached in the data dir)."""
     start = time.perf_counter()
-    pts = velocity_aware_init(synthetic.frames, quiet(), time_scale=1.0)
+    pts = velocity_aware_init(synthetic.frames, quiet())
     assert pts is not None
     return pts, time.perf_counter() - start
 
@@ -63,7 +66,7 @@ def result(synthetic) -> Tuple[InitPoints, float]:
 
 
 def test_triangulate_frame_reprojects_and_lies_on_gt_surfaces(synthetic, tmp_path):
-    images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in synthetic.frames.image_paths[2]]
+    images = [read_rgb(p) for p in synthetic.frames.image_paths[2]]
     pts = triangulate_frame(
         images, synthetic.frames.Ks, synthetic.frames.w2c, tmp_path / "work", quiet().triangulation, seed=0
     )
@@ -141,14 +144,14 @@ def test_points_lie_on_gt_surfaces(synthetic, result):
     for a in (pts.times, pts.tscales, pts.radii):
         assert a.shape == (n,) and a.dtype == np.float32
     assert pts.is_dynamic.dtype == bool and 0 < pts.is_dynamic.sum() < n
-    res, _, _ = gt_labels(synthetic, pts, 1.0)
+    res, _, _ = gt_labels(synthetic, pts)
     assert np.median(res) < 0.01 and np.mean(res < 0.03) > 0.8
     assert seconds < 30
 
 
 def test_background_shell_adds_far_static_points(synthetic, result):
     base, _ = result
-    shell = velocity_aware_init(synthetic.frames, quiet(merge=MergeConfig(background_points=2000)), time_scale=1.0)
+    shell = velocity_aware_init(synthetic.frames, quiet(merge=MergeConfig(background_points=2000)))
     centres = np.stack([cam.center for cam in synthetic.cams])
     far = np.linalg.norm(shell.means - centres.mean(axis=0), axis=1) > 20 * np.linalg.norm(centres, axis=1).max()
     assert 50 < far.sum() == len(shell) - len(base)
@@ -165,11 +168,11 @@ def test_static_dynamic_split_agrees_with_gt(synthetic, result):
 
 def test_dynamic_velocities_match_gt_motion(synthetic, result):
     pts, _ = result
-    _, lab, frames = gt_labels(synthetic, pts, 1.0)
+    _, lab, frames = gt_labels(synthetic, pts)
     measured = measured_velocity(pts)
     idx = np.flatnonzero(pts.is_dynamic & (lab >= 0))
     assert len(idx) > 100
-    gt = np.stack([gt_velocity(synthetic, pts.means[i].astype(np.float64), lab[i], frames[i], 1.0) for i in idx])
+    gt = np.stack([gt_velocity(synthetic, pts.means[i].astype(np.float64), lab[i], frames[i]) for i in idx])
     err = np.linalg.norm(measured[idx] - gt, axis=1)
     speed = np.linalg.norm(gt, axis=1)
     cos = np.sum(measured[idx] * gt, axis=1) / np.maximum(np.linalg.norm(measured[idx], axis=1) * speed, 1e-12)
@@ -183,7 +186,7 @@ def test_temporal_parameters_and_motion_factor(synthetic, result):
     lifespan, _ = result  # the default: the lifespan in r, half the sequence (static) or one frame interval
     np.testing.assert_allclose(lifespan.radii[~lifespan.is_dynamic], 0.5)
     np.testing.assert_allclose(lifespan.radii[lifespan.is_dynamic], 1.0 / (NUM_FRAMES - 1), rtol=1e-6)
-    pts = velocity_aware_init(synthetic.frames, quiet(radius_init="tiny"), time_scale=1.0)  # from the cache
+    pts = velocity_aware_init(synthetic.frames, quiet(radius_init="tiny"))  # from the cache
     dyn, sta = pts.is_dynamic, ~pts.is_dynamic
     frame_times = np.linspace(0, 1, NUM_FRAMES)
     # static: v = 0, T = middle of the sequence, σt = 3 × the sequence length, r ≈ 1e-6
@@ -202,22 +205,28 @@ def test_temporal_parameters_and_motion_factor(synthetic, result):
     assert np.abs(pts.velocities[dyn]).max() > 0
 
 
-def test_time_units_share_the_cache(synthetic, result, monkeypatch):
+def test_the_model_converts_the_init_to_its_time_unit(synthetic, result, monkeypatch):
+    """The init is in normalized time; the model (in frames here) scales T, σt and r and re-derives
+    the stored v with its own f."""
     monkeypatch.setattr(frames_mod, "triangulate_frame", _must_not_triangulate)  # served from the cache
-    pts1 = velocity_aware_init(synthetic.frames, quiet(radius_init="tiny"), time_scale=1.0)
+    pts = velocity_aware_init(synthetic.frames, quiet(radius_init="tiny"))
+    init = {k: v for k, v in asdict(pts).items() if k not in ("means", "colors")}
+    model = SharpTimeModelConfig(time_unit="frames", num_random=10, lpips_loss_weight=0.0).setup(
+        scene_box=SceneBox(torch.tensor([[-1.0, -1, -1], [1, 1, 1]])),
+        num_train_data=1,
+        metadata={"num_frames": NUM_FRAMES},
+        device="cpu",
+    )
+    velocities, times, tscales, radii = (x.numpy() for x in model.init_in_time_unit(init))
     num_frames_unit = float(NUM_FRAMES - 1)
-    pts5 = velocity_aware_init(synthetic.frames, quiet(radius_init="tiny"), time_scale=num_frames_unit)
-    assert pts5 is not None
-    np.testing.assert_array_equal(pts5.means, pts1.means)
-    np.testing.assert_allclose(pts5.times, pts1.times * num_frames_unit, atol=1e-5)
-    np.testing.assert_allclose(pts5.tscales, pts1.tscales * num_frames_unit, rtol=1e-6)
-    dyn = pts5.is_dynamic
-    np.testing.assert_allclose(pts5.tscales[dyn], 3.0)  # three frames
-    # measured velocity (v / f) per frame = per normalized time / (num_frames − 1)
-    np.testing.assert_allclose(measured_velocity(pts5) * num_frames_unit, measured_velocity(pts1), rtol=1e-4, atol=1e-6)
-    # stored v = measured × f with f(3 frames, r) = 1 + 9 = 10 here (vs f = 2 in normalized time)
-    measured_per_frame = pts1.velocities[dyn] / 2.0 / num_frames_unit
-    np.testing.assert_allclose(pts5.velocities[dyn], measured_per_frame * 10.0, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(times[:, 0], pts.times * num_frames_unit, atol=1e-5)
+    np.testing.assert_allclose(tscales[:, 0], pts.tscales * num_frames_unit, rtol=1e-6)
+    np.testing.assert_allclose(radii[:, 0], pts.radii * num_frames_unit, rtol=1e-6)
+    dyn = pts.is_dynamic
+    np.testing.assert_allclose(tscales[dyn, 0], 3.0, rtol=1e-6)  # three frames
+    # stored v = measured × f with f(3 frames, r) = 1 + 9 = 10 in frames (vs f = 2 in normalized time)
+    measured_per_frame = pts.velocities[dyn] / 2.0 / num_frames_unit
+    np.testing.assert_allclose(velocities[dyn], measured_per_frame * 10.0, rtol=1e-4, atol=1e-6)
 
 
 def _must_not_triangulate(*args, **kwargs):
@@ -230,25 +239,25 @@ def test_cache_reused_and_invalidated(synthetic, result, monkeypatch):
     assert path.is_file() and path.parent == synthetic.frames.data_dir / ".splat4d_cache"
     assert [p.name for p in path.parent.iterdir() if p.suffix == ".tmp"] == []  # atomic write, no leftovers
     monkeypatch.setattr(frames_mod, "triangulate_frame", _must_not_triangulate)
-    again = velocity_aware_init(synthetic.frames, quiet(), time_scale=1.0)
+    again = velocity_aware_init(synthetic.frames, quiet())
     for name in ("means", "colors", "velocities", "times", "tscales", "radii", "is_dynamic"):
         np.testing.assert_array_equal(getattr(again, name), getattr(pts, name))
     # temporal initial values are applied after the cache: no recomputation either
-    longer = velocity_aware_init(synthetic.frames, quiet(dynamic_lifespan_frames=5.0), time_scale=1.0)
+    longer = velocity_aware_init(synthetic.frames, quiet(dynamic_lifespan_frames=5.0))
     np.testing.assert_allclose(longer.tscales[longer.is_dynamic], 1.0)
     # a geometry setting changes the key: recomputed
     assert cache_file(synthetic.frames, quiet(masks=MaskConfig(flow_threshold=2.0))) != path
     with pytest.raises(AssertionError, match="cache should have been used"):
-        velocity_aware_init(synthetic.frames, quiet(masks=MaskConfig(flow_threshold=2.0)), time_scale=1.0)
+        velocity_aware_init(synthetic.frames, quiet(masks=MaskConfig(flow_threshold=2.0)))
     # an unreadable cache file is recomputed, not trusted
     original = path.read_bytes()
     path.write_bytes(b"not a cache entry")
     with pytest.raises(AssertionError, match="cache should have been used"):
-        velocity_aware_init(synthetic.frames, quiet(), time_scale=1.0)
+        velocity_aware_init(synthetic.frames, quiet())
     path.write_bytes(original)
     # use_cache=False never reads it
     with pytest.raises(AssertionError, match="cache should have been used"):
-        velocity_aware_init(synthetic.frames, quiet(use_cache=False), time_scale=1.0)
+        velocity_aware_init(synthetic.frames, quiet(use_cache=False))
 
 
 def test_user_masks_are_used(synthetic, result, tmp_path):
@@ -260,14 +269,14 @@ def test_user_masks_are_used(synthetic, result, tmp_path):
             p = tmp_path / "masks" / name / f"{Path(frames.image_paths[f][c]).stem}.png"
             p.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(p), synthetic.gt[f, c].dynamic_mask.astype(np.uint8) * 255)
-    pts = velocity_aware_init(frames, quiet(), time_scale=1.0)
+    pts = velocity_aware_init(frames, quiet())
     accuracy, dyn_precision, _ = split_accuracy(synthetic, pts)
     assert accuracy > 0.95 and dyn_precision > 0.95
     assert accuracy > split_accuracy(synthetic, pts_flow)[0]
     # all-black user masks: nothing is dynamic (the masks, not the flow, decide)
     for p in (tmp_path / "masks").rglob("*.png"):
         cv2.imwrite(str(p), np.zeros((H, W), np.uint8))
-    none_dynamic = velocity_aware_init(frames, quiet(), time_scale=1.0)
+    none_dynamic = velocity_aware_init(frames, quiet())
     assert none_dynamic is not None and not none_dynamic.is_dynamic.any()
     assert np.all(none_dynamic.velocities == 0)
     # use_user_masks=False ignores them
@@ -277,16 +286,13 @@ def test_user_masks_are_used(synthetic, result, tmp_path):
 def test_frame_stride(synthetic, tmp_path):
     assert frames_mod.triangulated_frames(6, 2) == [0, 2, 4, 5]
     assert frames_mod.triangulated_frames(5, 2) == [0, 2, 4]
-    pts = velocity_aware_init(
-        synthetic.frames_in(tmp_path),
-        quiet(triangulation=TriangulationConfig(frame_stride=3)),
-        time_scale=float(NUM_FRAMES - 1),
-    )
+    pts = velocity_aware_init(synthetic.frames_in(tmp_path), quiet(triangulation=TriangulationConfig(frame_stride=3)))
     assert pts is not None and pts.is_dynamic.any()
     # dynamic points only at the triangulated frames 0, 3, 5; σt = 3 × the median interval (2.5 frames)
-    assert set(np.round(pts.times[pts.is_dynamic]).astype(int).tolist()) <= {0, 3, 5}
-    np.testing.assert_allclose(pts.tscales[pts.is_dynamic], 7.5)
-    np.testing.assert_allclose(pts.tscales[~pts.is_dynamic], 15.0)
+    in_frames = float(NUM_FRAMES - 1)
+    assert set(np.round(pts.times[pts.is_dynamic] * in_frames).astype(int).tolist()) <= {0, 3, 5}
+    np.testing.assert_allclose(pts.tscales[pts.is_dynamic] * in_frames, 7.5, rtol=1e-6)
+    np.testing.assert_allclose(pts.tscales[~pts.is_dynamic] * in_frames, 15.0, rtol=1e-6)
 
 
 def test_rig_pairs_match_nearest_cameras(synthetic):
@@ -321,7 +327,7 @@ def test_frame_workers_give_the_in_process_result(synthetic, tmp_path):
 def test_too_few_points_returns_none_with_warning(synthetic, result, tmp_path, monkeypatch):
     monkeypatch.setattr(frames_mod, "triangulate_frame", _must_not_triangulate)
     with pytest.warns(VelocityInitWarning, match="falling back to random initialization"):
-        assert velocity_aware_init(synthetic.frames, quiet(min_points=10**9), time_scale=1.0) is None
+        assert velocity_aware_init(synthetic.frames, quiet(min_points=10**9)) is None
     monkeypatch.undo()
     # textureless images: nothing to triangulate at all
     paths = []
@@ -342,19 +348,17 @@ def test_too_few_points_returns_none_with_warning(synthetic, result, tmp_path, m
         data_dir=tmp_path,
     )
     with pytest.warns(VelocityInitWarning, match="only 0 points"):
-        assert velocity_aware_init(blank, quiet(), time_scale=1.0) is None
+        assert velocity_aware_init(blank, quiet()) is None
 
 
 def test_input_validation(synthetic, tmp_path):
     frames = synthetic.frames_in(tmp_path)
-    with pytest.raises(ValueError, match="time_scale"):
-        velocity_aware_init(frames, quiet(), time_scale=0.0)
     with pytest.raises(ValueError, match="strictly increasing"):
-        velocity_aware_init(replace(frames, times=frames.times[::-1].copy()), quiet(), time_scale=1.0)
+        velocity_aware_init(replace(frames, times=frames.times[::-1].copy()), quiet())
     bad_K = frames.Ks.copy()
     bad_K[:, :2, 2] *= 4  # intrinsics of 4× larger images
     with pytest.raises(ValueError, match="principal point"):
-        velocity_aware_init(replace(frames, Ks=bad_K), quiet(use_cache=False), time_scale=1.0)
+        velocity_aware_init(replace(frames, Ks=bad_K), quiet(use_cache=False))
 
 
 def test_config_fields_are_documented():

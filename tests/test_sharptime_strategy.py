@@ -8,6 +8,7 @@ from nerfstudio.data.scene_box import SceneBox
 from orbit_cameras import orbit_camera
 
 from sharptime_ns.model import SharpTimeModelConfig
+from splat4d.strategy_info import ERROR_PROBE
 
 
 def make_model(num_train_data: int = 1, **overrides):
@@ -166,7 +167,7 @@ def test_error_probe_leaves_image_gradients_unchanged():
         assert ("error_probe" in losses) == with_probe
         if with_probe:
             assert float(losses["error_probe"]) == 0.0
-            probe_grad_source = model._probe
+            probe_grad_source = model.info[ERROR_PROBE]  # what the strategy receives after backward
         sum(losses.values()).backward()
         grads.append(model.gauss_params["means"].grad.clone())
         if with_probe:

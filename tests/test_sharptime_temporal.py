@@ -63,3 +63,18 @@ def test_motion_score_and_lifespan_loss_hand_values():
     loss = temporal.lifespan_loss(t(0.5, 1.0), t(0.0, 0.5), 0.01)
     k = math.sqrt(-2 * math.log(0.01))
     torch.testing.assert_close(loss, torch.tensor((1 / (0.5 * k) + 1 / (k + 0.5)) / 2, dtype=torch.float64))
+
+
+def test_densification_score_hand_values():
+    # E normalised by its maximum; the motion term of a Gaussian at rest with f = 5 is 1 − e^(−1/5)
+    error, opacity = t(2.0, 4.0), t(0.5, 0.1)
+    velocities, tscale, radius = torch.zeros(2, 3, dtype=torch.float64), t(2.0, 2.0)[:, None], t(0.0, 0.0)[:, None]
+    score = temporal.densification_score(error, opacity, velocities, tscale, radius, (1.0, 0.5, 0.5))
+    motion = 1 - math.exp(-1 / 5)
+    torch.testing.assert_close(score, t(0.5 + 0.25 + 0.5 * motion, 1.0 + 0.05 + 0.5 * motion))
+
+
+def test_temporal_radius_is_zero_unless_learned():
+    log_r = t(-1.0, 0.0)
+    torch.testing.assert_close(temporal.temporal_radius(log_r, True), log_r.exp())
+    assert torch.count_nonzero(temporal.temporal_radius(log_r, False)) == 0

@@ -15,6 +15,7 @@ from dataparsers.camera_conventions import require_finite, require_rotation
 from dataparsers.errors import DatasetFormatError
 from dataparsers.iphone.colmap_files import require_complete_model
 from dataparsers.iphone.scene_files import listed, read_json, require_fields
+from splat4d.geometry import camera_centres
 
 CAMERA_FIELDS = (
     "orientation",
@@ -49,7 +50,7 @@ class FrameCamera:
 
     @property
     def center(self) -> np.ndarray:
-        return -self.w2c[:3, :3].T @ self.w2c[:3, 3]
+        return camera_centres(self.w2c)
 
 
 def w2c_matrix(rotation: np.ndarray, center: np.ndarray) -> np.ndarray:

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Literal, Sequence
 
-import cv2
 import numpy as np
 import pycolmap
 
 from dataparsers.easyvolcap_calibration import Calibration
+from dataparsers.images import write_rgb
+from splat4d.geometry import camera_centres
 
 CameraModel = Literal["OPENCV", "RADIAL", "SIMPLE_RADIAL", "PINHOLE"]
 
@@ -74,7 +75,7 @@ def calibrate(
     images = work / "images"
     images.mkdir(parents=True)
     for name, plate in plates.items():
-        cv2.imwrite(str(images / f"{name}.png"), plate[..., ::-1])
+        write_rgb(images / f"{name}.png", plate)
     database = work / "database.db"
     pycolmap.set_random_seed(settings.seed)
     extraction = pycolmap.FeatureExtractionOptions()
@@ -165,7 +166,7 @@ def apply_metric_scale(cameras: Dict[str, CameraCalibration], first: str, second
             raise ValueError(f"known_distance names camera {name!r}, which is not among {sorted(cameras)}")
     if not distance > 0:
         raise ValueError(f"known_distance must be positive, got {distance}")
-    centres = {name: -cam.calibration.w2c[:3, :3].T @ cam.calibration.w2c[:3, 3] for name, cam in cameras.items()}
+    centres = {name: camera_centres(cam.calibration.w2c) for name, cam in cameras.items()}
     measured = float(np.linalg.norm(centres[first] - centres[second]))
     if measured <= 1e-12:
         raise ValueError(f"cameras {first} and {second} coincide in the reconstruction; pick two apart")

@@ -15,6 +15,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from splat4d.geometry import camera_centres
+
 
 @dataclass(frozen=True)
 class PoseErrors:
@@ -38,7 +40,7 @@ def pose_errors(estimated_w2c: Dict[str, np.ndarray], true_w2c: Dict[str, np.nda
     """Errors of every camera of ``true_w2c`` ([4, 4] OpenCV world → camera) after alignment."""
     names = list(true_w2c)
     est_rot, true_rot = (np.array([w2c[n][:3, :3] for n in names]) for w2c in (estimated_w2c, true_w2c))
-    est_c, true_c = (np.array([-w2c[n][:3, :3].T @ w2c[n][:3, 3] for n in names]) for w2c in (estimated_w2c, true_w2c))
+    est_c, true_c = (camera_centres(np.array([w2c[n] for n in names])) for w2c in (estimated_w2c, true_w2c))
     s, R, t = umeyama(_axis_points(est_c, est_rot), _axis_points(true_c, true_rot))
     size = float(np.linalg.norm(true_c.max(0) - true_c.min(0)))
     rotation, centre = {}, {}

@@ -28,6 +28,7 @@ import numpy as np
 
 from dataparsers.atomic_folder import build_atomically
 from dataparsers.easyvolcap_calibration import Calibration, write_calibration
+from dataparsers.images import write_rgb
 from dataparsers.synthetic.ground_truth import GROUND_TRUTH_DIR, write_camera_ground_truth, write_scene_ground_truth
 from dataparsers.synthetic.rig import RigConfig, camera_rig
 from dataparsers.synthetic.scene import PinholeCamera, RenderResult, SyntheticScene, default_scene
@@ -145,7 +146,7 @@ def encode_mp4(path: Path, frames: Iterable[np.ndarray], fps: float, crf: int) -
 def write_jpegs(folder: Path, frames: Sequence[np.ndarray], quality: int) -> None:
     folder.mkdir(parents=True)
     for n, frame in enumerate(frames):
-        cv2.imwrite(str(folder / f"{n:06d}.jpg"), frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        write_rgb(folder / f"{n:06d}.jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
 
 
 def write_cameras(

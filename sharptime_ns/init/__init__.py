@@ -23,15 +23,14 @@ From synchronized, calibrated multi-view video frames, before training:
 Settings: ``config.py`` (one sub-config per stage); inputs and their checks: ``inputs.py``; the
 driver, with the cache: ``driver.py``.
 
-The geometric result (everything up to the time unit) is cached in
+The geometric result (everything but the temporal initial values) is cached in
 ``<data_dir>/.splat4d_cache/sharptime_init_<hash>.pt`` (:mod:`splat4d.cache`), keyed by the
 geometry-related settings and the inputs (image/mask files with size and mtime, intrinsics,
-poses, times); the time unit and the temporal initial values are applied after loading, so
-switching the time unit does not recompute anything.
+poses, times); the temporal initial values are applied after loading.
 
-Time units: ``MultiViewFrames.times`` are normalized sequence times in [0, 1]; ``time_scale`` is
-the number of model time units per normalized time (1 for normalized time, the duration in
-seconds, or ``num_frames - 1`` for frames). T, σt, r and v are returned in that unit.
+Time: ``MultiViewFrames.times`` are normalized sequence times in [0, 1], and the returned T, σt,
+r and v are in that normalized time too (v per normalized time). The model
+(``SharpTimeModel.init_in_time_unit``) is the one place that converts them to its time unit.
 
 Usage::
 
@@ -40,7 +39,7 @@ Usage::
     from sharptime_ns.init.inputs import MultiViewFrames
 
     frames = MultiViewFrames(image_paths, Ks, w2c, times, camera_names, data_dir)
-    points = velocity_aware_init(frames, VelocityInitConfig(), time_scale=num_frames - 1)
+    points = velocity_aware_init(frames, VelocityInitConfig())
     if points is None:  # too few triangulated points (a VelocityInitWarning was issued)
         ...  # random initialization
 """

@@ -1,8 +1,8 @@
 """Settings of the velocity-aware initialization, one sub-config per stage.
 
-On the command line: ``--pipeline.datamanager.velocity-init.<stage>.<field>`` (for example
-``--pipeline.datamanager.velocity-init.merge.background-points 0``), and the driver's own fields
-``--pipeline.datamanager.velocity-init.<field>``.
+On the command line: ``--pipeline.datamanager.init.<stage>.<field>`` (for example
+``--pipeline.datamanager.init.merge.background-points 0``), and the driver's own fields
+``--pipeline.datamanager.init.<field>``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from sharptime_ns.temporal import TINY_RADIUS
 from splat4d.optical_flow import FarnebackSettings
 
 
@@ -181,8 +182,8 @@ class VelocityInitConfig:
     the no-lifespan ablation. Applied after the cache."""
     dynamic_radius_frames: float = 1.0
     """r of dynamic points in frame intervals when radius_init = lifespan (1: |t − T| ≤ 1, three frames)."""
-    init_radius: float = 1e-6
-    """r of every point when radius_init = tiny (time unit); applied after the cache."""
+    init_radius: float = TINY_RADIUS
+    """r of every point when radius_init = tiny (normalized time); applied after the cache."""
     use_cache: bool = True
     """Reuse / write ``<data>/.splat4d_cache/sharptime_init_<hash>.pt``."""
     show_progress: bool = True

@@ -38,20 +38,18 @@ from splat4d.progress import progress_bar
 CACHE_VERSION = 4  # bump when the geometry changes for the same inputs and settings
 
 
-def velocity_aware_init(frames: MultiViewFrames, config: VelocityInitConfig, time_scale: float) -> Optional[InitPoints]:
-    """Velocity-aware initial Gaussians (see the package docstring).
+def velocity_aware_init(frames: MultiViewFrames, config: VelocityInitConfig) -> Optional[InitPoints]:
+    """Velocity-aware initial Gaussians (see the package docstring), in normalized sequence time.
 
     Args:
         frames: the multi-view video (paths, calibration, normalized times, data dir).
         config: initialization settings.
-        time_scale: model time units per normalized time (1: normalized, duration in seconds,
-            or num_frames − 1 for frames). T, σt, r and v are returned in that unit.
 
     Returns:
         The initial points, or None (after a :class:`VelocityInitWarning`) when triangulation
         yields fewer than ``config.min_points`` points: the caller then uses random init.
     """
-    validate(frames, time_scale)
+    validate(frames)
     path = cache_file(frames, config) if config.use_cache else None
     entry = load_or_compute(path, lambda: compute_geometry(frames, config).to_entry(), "SharpTime init")
     geometry = Geometry.from_entry(entry)
@@ -63,7 +61,7 @@ def velocity_aware_init(frames: MultiViewFrames, config: VelocityInitConfig, tim
         CONSOLE.print(f"[bold yellow]WARNING: {msg}")
         warnings.warn(msg, VelocityInitWarning, stacklevel=2)
         return None
-    return to_init_points(geometry, config, time_scale)
+    return to_init_points(geometry, config)
 
 
 def cache_file(frames: MultiViewFrames, config: VelocityInitConfig) -> Path:

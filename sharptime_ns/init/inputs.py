@@ -31,8 +31,8 @@ class MultiViewFrames:
     data_dir: Path  # where masks/ may live and where the cache goes
 
 
-def validate(frames: MultiViewFrames, time_scale: float) -> None:
-    """A ValueError when the frames' shapes or times, or the time scale, are inconsistent."""
+def validate(frames: MultiViewFrames) -> None:
+    """A ValueError when the frames' shapes or times are inconsistent."""
     num_frames = len(frames.image_paths)
     if num_frames == 0:
         raise ValueError("MultiViewFrames has no frames")
@@ -43,8 +43,6 @@ def validate(frames: MultiViewFrames, time_scale: float) -> None:
         raise ValueError(f"Ks must be [{num_cams}, 3, 3] and w2c [{num_cams}, 4, 4]")
     if len(frames.times) != num_frames:
         raise ValueError("times must have one entry per frame")
-    if not time_scale > 0:
-        raise ValueError(f"time_scale must be positive, got {time_scale}")
     if num_frames > 1 and np.any(np.diff(np.asarray(frames.times, np.float64)) <= 0):
         raise ValueError("frame times must be strictly increasing")
 

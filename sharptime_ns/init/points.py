@@ -1,5 +1,6 @@
-"""The initialization's results: the time-unit-free geometry (what is cached) and the initial
-Gaussians with their temporal parameters in the model's time unit.
+"""The initialization's results: the geometry (what is cached) and the initial Gaussians with
+their temporal parameters, both in normalized sequence time (the sequence spans [0, 1]; the model
+converts to its time unit).
 
 Temporal parameters: dynamic T = its frame's time, σt = ``dynamic_lifespan_frames`` frame
 intervals, r = ``dynamic_radius_frames`` frame intervals; static T = middle of the sequence, σt =
@@ -22,14 +23,14 @@ from splat4d.cache import Entry
 
 @dataclass
 class InitPoints:
-    """Initial Gaussians: positions at their canonical time and temporal parameters in the model's time unit."""
+    """Initial Gaussians: positions at their canonical time and temporal parameters in normalized time."""
 
     means: np.ndarray  # [P, 3] float32 world positions at their canonical time
     colors: np.ndarray  # [P, 3] uint8
-    velocities: np.ndarray  # [P, 3] float32 stored v (already multiplied by f), in world units per time unit
-    times: np.ndarray  # [P] canonical time T (time unit)
-    tscales: np.ndarray  # [P] σt (time unit)
-    radii: np.ndarray  # [P] r (time unit)
+    velocities: np.ndarray  # [P, 3] float32 stored v (already multiplied by f), world units per normalized time
+    times: np.ndarray  # [P] canonical time T in [0, 1]
+    tscales: np.ndarray  # [P] σt (normalized time)
+    radii: np.ndarray  # [P] r (normalized time)
     is_dynamic: np.ndarray  # [P] bool
 
     def __len__(self) -> int:
@@ -38,7 +39,7 @@ class InitPoints:
 
 @dataclass
 class Geometry:
-    """Time-unit-free result (what is cached). Times and velocities use normalized time."""
+    """The geometric result (what is cached). Times and velocities use normalized time."""
 
     means: np.ndarray  # [P, 3] float32
     colors: np.ndarray  # [P, 3] uint8
@@ -64,21 +65,21 @@ class Geometry:
         return cls(**{k: entry[k].numpy() for k in cls._ARRAYS}, **{k: entry[k] for k in cls._SCALARS})
 
 
-def to_init_points(geometry: Geometry, config: VelocityInitConfig, time_scale: float) -> InitPoints:
-    """Temporal parameters in the model's time unit; stored v = measured v × f(σt, r)."""
+def to_init_points(geometry: Geometry, config: VelocityInitConfig) -> InitPoints:
+    """Temporal parameters in normalized time; stored v = measured v × f(σt, r)."""
     dyn = geometry.is_dynamic.astype(bool)
     n = len(dyn)
-    length = (geometry.t_max - geometry.t_min) * time_scale
+    length = geometry.t_max - geometry.t_min
     if length <= 0:  # a single frame: the "sequence" is the whole normalized range
-        length = float(time_scale)
-    interval = geometry.frame_interval * time_scale if geometry.frame_interval > 0 else length
-    times = np.where(dyn, geometry.times * time_scale, 0.5 * (geometry.t_min + geometry.t_max) * time_scale)
+        length = 1.0
+    interval = geometry.frame_interval if geometry.frame_interval > 0 else length
+    times = np.where(dyn, geometry.times, 0.5 * (geometry.t_min + geometry.t_max))
     tscales = np.where(dyn, config.dynamic_lifespan_frames * interval, config.static_lifespan_factor * length)
     if config.radius_init == "lifespan":
         radii = np.where(dyn, config.dynamic_radius_frames * interval, 0.5 * length)
     else:
         radii = np.full(n, config.init_radius, dtype=np.float64)
-    measured = geometry.velocities.astype(np.float64) / time_scale  # world units per time unit
+    measured = geometry.velocities.astype(np.float64)  # world units per normalized time
     measured[~dyn] = 0.0
     f = motion_factor(torch.from_numpy(tscales.astype(np.float64)), torch.from_numpy(radii)).numpy()
     return InitPoints(
