@@ -62,7 +62,7 @@ def model_option(name: str, value) -> Override:
 
 
 def init_option(name: str, value) -> Override:
-    return lambda cfg: setattr(cfg.pipeline.datamanager.velocity_init, name, value)
+    return lambda cfg: setattr(cfg.pipeline.datamanager.init, name, value)
 
 
 VARIANTS: Dict[str, List[Override]] = {
@@ -70,7 +70,7 @@ VARIANTS: Dict[str, List[Override]] = {
     "no-lifespan": [model_option("learn_radius", False)],
     "4dgs": [model_option("temporal_model", "4dgs")],
     "absgs": [model_option("densification", "absgs")],
-    "random-init": [lambda cfg: setattr(cfg.pipeline.datamanager, "init", "random")],
+    "random-init": [lambda cfg: setattr(cfg.pipeline.datamanager, "init_method", "random")],
     "unit-normalized": [model_option("time_unit", "normalized")],
     "lr-run": [model_option("lr_schedule", "run")],
     "no-opacity-reg": [model_option("opacity_reg_weight", 0.0)],
