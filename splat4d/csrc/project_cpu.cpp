@@ -318,16 +318,6 @@ void check_inputs(const at::Tensor& means, const at::Tensor& quats, const at::Te
               "project_cpu: expected means [N, 3], quats [N, 4], scales [N, 3], viewmats [C, 4, 4], Ks [C, 3, 3]");
 }
 
-// fn(first, last) over chunks of Gaussians on the task pool (inline for small N).
-template <typename Fn>
-void for_each_chunk(int64_t N, int64_t C, const Fn& fn) {
-  const int64_t chunks = (N + kChunk - 1) / kChunk;
-  const int64_t workers = std::max<int64_t>(
-      1, std::min<int64_t>({static_cast<int64_t>(at::get_num_threads()), chunks, N * C / 4096}));
-  splat4d_pool::pool().run(chunks, static_cast<int>(workers),
-                           [&](int64_t i) { fn(i * kChunk, std::min(N, (i + 1) * kChunk)); });
-}
-
 }  // namespace
 
 // (radii [C, N] int32, means2d [C, N, 2], depths [C, N], conics [C, N, 3], compensations [C, N]
@@ -352,7 +342,7 @@ std::vector<at::Tensor> project_fwd(const at::Tensor& means, const at::Tensor& q
     S *m2 = means2d.data_ptr<S>(), *d = depths.data_ptr<S>(), *co = conics.data_ptr<S>();
     S* cp = calc_compensations ? comps.data_ptr<S>() : nullptr;
     pybind11::gil_scoped_release no_gil;
-    for_each_chunk(N, C, [&](int64_t n0, int64_t n1) {
+    splat4d_pool::for_each_chunk(N, kChunk, at::get_num_threads(), N * C, 4096, [&](int64_t n0, int64_t n1) {
       forward_range<S>(n0, n1, N, m, q, s, cams, width, height, static_cast<S>(eps2d), static_cast<S>(near_plane),
                        static_cast<S>(far_plane), static_cast<S>(radius_clip), r, m2, d, co, cp);
     });
@@ -386,7 +376,7 @@ std::vector<at::Tensor> project_bwd(const at::Tensor& means, const at::Tensor& q
     const S* vcp = with_comps ? v_compensations.data_ptr<S>() : nullptr;
     S *gm = v_means.data_ptr<S>(), *gq = v_quats.data_ptr<S>(), *gs = v_scales.data_ptr<S>();
     pybind11::gil_scoped_release no_gil;
-    for_each_chunk(N, C, [&](int64_t n0, int64_t n1) {
+    splat4d_pool::for_each_chunk(N, kChunk, at::get_num_threads(), N * C, 4096, [&](int64_t n0, int64_t n1) {
       backward_range<S>(n0, n1, N, m, q, s, cams, static_cast<S>(eps2d), static_cast<S>(near_plane),
                         static_cast<S>(far_plane), r, vm2, vd, vco, vcp, gm, gq, gs);
     });

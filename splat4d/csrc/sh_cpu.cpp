@@ -99,14 +99,6 @@ void check(const at::Tensor& t, const char* name, at::ScalarType dtype) {
   TORCH_CHECK(t.scalar_type() == dtype, "sh_cpu: ", name, " must have the dtype of means");
 }
 
-template <typename Fn>
-void for_each_chunk(int64_t N, int64_t C, const Fn& fn) {
-  const int64_t chunks = (N + kChunk - 1) / kChunk;
-  const int64_t workers = std::max<int64_t>(
-      1, std::min<int64_t>({static_cast<int64_t>(at::get_num_threads()), chunks, N * C / 8192}));
-  splat4d_pool::pool().run(chunks, static_cast<int>(workers),
-                           [&](int64_t i) { fn(i * kChunk, std::min(N, (i + 1) * kChunk)); });
-}
 
 // coeffs: [N, K, 3] shared by the cameras (per_camera false) or [C, N, K, 3].
 struct Layout {
@@ -144,7 +136,7 @@ at::Tensor sh_fwd(int64_t degree, const at::Tensor& means, const at::Tensor& coe
     const S *m = means.data_ptr<S>(), *co = coeffs.data_ptr<S>(), *cp = campos.data_ptr<S>();
     S* out = colors.data_ptr<S>();
     pybind11::gil_scoped_release no_gil;
-    for_each_chunk(L.N, L.C, [&](int64_t n0, int64_t n1) {
+    splat4d_pool::for_each_chunk(L.N, kChunk, at::get_num_threads(), L.N * L.C, 8192, [&](int64_t n0, int64_t n1) {
       S Y[kMaxBases], d[3], norm;
       for (int64_t n = n0; n < n1; ++n)
         for (int64_t c = 0; c < L.C; ++c) {
@@ -180,7 +172,7 @@ std::vector<at::Tensor> sh_bwd(int64_t degree, const at::Tensor& means, const at
     const S* vcol = v_colors.data_ptr<S>();
     S *gm = v_means.data_ptr<S>(), *gc = v_coeffs.data_ptr<S>();
     pybind11::gil_scoped_release no_gil;
-    for_each_chunk(L.N, L.C, [&](int64_t n0, int64_t n1) {
+    splat4d_pool::for_each_chunk(L.N, kChunk, at::get_num_threads(), L.N * L.C, 8192, [&](int64_t n0, int64_t n1) {
       S Y[kMaxBases], dY[kMaxBases][3], d[3], norm;
       for (int64_t n = n0; n < n1; ++n) {
         S vm[3] = {0, 0, 0};

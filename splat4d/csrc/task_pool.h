@@ -109,4 +109,15 @@ inline TaskPool& pool() {
   return *p;
 }
 
+// fn(first, last) over [0, n) in chunks of `chunk` items on up to `threads` threads of the
+// pool, fewer when there are only `work` / `min_work_per_thread` units of work (waking a helper
+// costs more than a small job).
+template <typename Fn>
+void for_each_chunk(int64_t n, int64_t chunk, int64_t threads, int64_t work, int64_t min_work_per_thread,
+                    const Fn& fn) {
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>({threads, chunks, work / min_work_per_thread}));
+  pool().run(chunks, static_cast<int>(workers), [&](int64_t i) { fn(i * chunk, std::min(n, (i + 1) * chunk)); });
+}
+
 }  // namespace splat4d_pool
