@@ -40,12 +40,16 @@ def test_missing_weights_name_the_model_where_and_how_to_fetch(tmp_path, monkeyp
         load_depth_model("splat4d-tests/no-such-depth-model")
     message = str(err.value)
     assert "'splat4d-tests/no-such-depth-model' is not on this machine" in message
-    assert "Hugging Face cache" in message and str(tmp_path / "splat4d-tests/no-such-depth-model") in message
+    assert f"no folder {tmp_path / 'splat4d-tests/no-such-depth-model'} and no repository" in message
+    assert "in the Hugging Face cache" in message
     assert "hf download splat4d-tests/no-such-depth-model --local-dir models/no-such-depth-model" in message
 
     (tmp_path / "models").mkdir()  # a path into an existing folder: fetch the default model there
     with pytest.raises(DepthModelError, match=r"hf download depth-anything/Depth-Anything-V2-Small-hf "):
         load_depth_model("models/missing")
+    (tmp_path / "models" / "empty").mkdir()
+    with pytest.raises(DepthModelError, match=r"empty: has no config.json, so it is not a downloaded model folder"):
+        load_depth_model("models/empty")
 
 
 def test_metric_model_is_refused(tmp_path):

@@ -49,7 +49,6 @@ def command(root, out="scene", **options):
         out=root / out,
         val_every=4,
         track_stride=16,
-        flow=FlowSettings(window=9),
         sfm=VideoSfmSettings(num_threads=2, max_images=SFM_IMAGES),
         overwrite=True,
         **options,
@@ -118,7 +117,7 @@ def test_motion_masks_find_the_moving_objects(clip):
     _, _, renders = clip
     frames = [np.round(r.rgb * 255).astype(np.uint8) for r in renders]
     subset = np.arange(0, NUM_FRAMES, 4)
-    masks = static_masks(frames, subset, FlowSettings(window=9), EpipolarMaskSettings(dilate=0), lambda: None)
+    masks = static_masks(frames, subset, FlowSettings(), EpipolarMaskSettings(dilate=0), lambda: None)
     truth = np.stack([renders[t].dynamic_mask for t in subset])
     recall, false_alarm = (masks & truth).sum() / truth.sum(), (masks & ~truth).sum() / (~truth).sum()
     print(f"motion masks: {recall:.2f} of moving pixels found, {false_alarm:.3f} of static pixels flagged")
@@ -137,12 +136,13 @@ def test_rerun_resumes_from_the_cache(clip, built, monkeypatch):
         np.testing.assert_array_equal(w2c, estimated_w2c(built)[t])
 
 
-def test_featureless_video_is_reported(tmp_path):
+def test_featureless_video_is_reported(clip, tmp_path):
     (tmp_path / "frames").mkdir()
     for k in range(6):
         cv2.imwrite(str(tmp_path / "frames" / f"{k}.png"), np.full((48, 64, 3), 128, np.uint8))
+    model = str(clip[0] / "depth_model")
     cmd = PreprocessVideo(
-        video=tmp_path / "frames", poses="colmap", depth_model="unused", out=tmp_path / "out", fps=30.0, cache=False
+        video=tmp_path / "frames", poses="colmap", depth_model=model, out=tmp_path / "out", fps=30.0, cache=False
     )
     cmd.sfm.num_threads = 2
     with pytest.raises(VideoSfmError, match="could not start a reconstruction from 6 frames"):

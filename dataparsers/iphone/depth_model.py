@@ -41,34 +41,45 @@ def fetch_command(name: str) -> str:
     )
 
 
-def load_depth_model(name: str) -> Tuple[Any, Any]:
-    """(model in eval mode, its image processor) of ``name`` (a folder or a repository id in the
-    Hugging Face cache), loaded without network access; DepthModelError saying where it was
-    looked for and how to fetch it when it is not on this machine."""
+def locate_depth_model(name: str) -> str:
+    """What ``from_pretrained`` loads for ``--depth-model name``: the folder, or the repository id
+    when the Hugging Face cache holds it; DepthModelError naming the model, where it was looked
+    for and the command that fetches it otherwise (checked before any long stage runs)."""
     try:
+        import transformers  # noqa: F401  (the import is the check)
+        from huggingface_hub import try_to_load_from_cache
         from huggingface_hub.constants import HF_HUB_CACHE
-        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
     except ImportError as err:
         raise DepthModelError(
             f"--depth-model needs Hugging Face transformers ({err}); install it with: pip install 'splat4d[depth]'"
         ) from err
     folder = Path(name).expanduser()
-    source = str(folder) if folder.is_dir() else name
-    where = (
-        f"the folder {folder.resolve()}"
-        if folder.is_dir()
-        else (
-            f"a folder {folder.resolve()} (none there) and the Hugging Face cache {HF_HUB_CACHE} (repository id {name!r})"
-        )
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise DepthModelError(
+                f"{folder.resolve()}: has no config.json, so it is not a downloaded model folder. "
+                f"On a machine with internet run: {fetch_command(name)}"
+            )
+        return str(folder)
+    if REPO_ID.match(name) and isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return name
+    raise DepthModelError(
+        f"depth model {name!r} is not on this machine: there is no folder {folder.resolve()} and no repository "
+        f"{name!r} in the Hugging Face cache {HF_HUB_CACHE}. On a machine with internet run: {fetch_command(name)}"
     )
+
+
+def load_depth_model(name: str) -> Tuple[Any, Any]:
+    """(model in eval mode, its image processor) of ``name`` (locate_depth_model), loaded without
+    network access; DepthModelError when it is not a relative Depth Anything model."""
+    source = locate_depth_model(name)
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
     try:
         processor = AutoImageProcessor.from_pretrained(source, local_files_only=True)
         model = AutoModelForDepthEstimation.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as err:
-        raise DepthModelError(
-            f"depth model {name!r} is not on this machine: looked in {where} ({_first_line(err)}). "
-            f"On a machine with internet run: {fetch_command(name)}"
-        ) from err
+        raise DepthModelError(f"depth model {name!r} ({source}) cannot be loaded: {_first_line(err)}") from err
     config = model.config
     if config.model_type != "depth_anything" or getattr(config, "depth_estimation_type", "relative") != "relative":
         raise DepthModelError(

@@ -37,6 +37,7 @@ from dataparsers.errors import DatasetFormatError
 from dataparsers.images import read_rgb
 from dataparsers.iphone.cameras import FrameCamera
 from dataparsers.iphone.depth_alignment import AlignmentSettings, positive_reciprocal
+from dataparsers.iphone.depth_model import locate_depth_model
 from dataparsers.iphone.layout import ALIGNED_DEPTH_PREFIX, LIDAR, IPhoneLayout, frame_name
 from dataparsers.iphone.optical_flow import (
     FlowSettings,
@@ -180,6 +181,8 @@ def estimated_inputs(
     context = EstimationContext(
         cmd.out.resolve().parent if cmd.cache else None, {"source": source_stats(cmd.video), **selection}
     )
+    if cmd.depth_model is not None:
+        locate_depth_model(cmd.depth_model)  # before the long stages: a missing model stops the run now
     sfm = estimate_cameras(frames, cmd.flow, cmd.sfm, context)
     if cmd.depth_model is not None:
         disparities, known = model_disparity(frames, cmd.depth_model, context), False
