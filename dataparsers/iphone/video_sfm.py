@@ -22,16 +22,7 @@ import numpy as np
 import pycolmap
 import torch
 
-from dataparsers.colmap_sfm import (
-    CameraModel,
-    SfmSettings,
-    colmap_intrinsics,
-    extract_features,
-    image_w2c,
-    incremental_mapping,
-    matching_options,
-    registered_images,
-)
+from dataparsers import colmap_sfm as colmap
 from dataparsers.iphone.epipolar_masks import EpipolarMaskSettings, epipolar_motion_mask
 from dataparsers.iphone.optical_flow import FlowSettings
 from dataparsers.iphone.pose_interpolation import interpolate_poses
@@ -44,10 +35,10 @@ class VideoSfmError(RuntimeError):
 
 
 @dataclass
-class VideoSfmSettings(SfmSettings):
+class VideoSfmSettings(colmap.SfmSettings):
     """Structure-from-motion of the video's frames (one camera shared by all frames)."""
 
-    camera_model: CameraModel = "SIMPLE_RADIAL"
+    camera_model: colmap.CameraModel = "SIMPLE_RADIAL"
     """COLMAP camera model of the video's camera (SIMPLE_RADIAL: f, cx, cy, k; OPENCV for strong
     distortion; PINHOLE for undistorted video)."""
     max_images: int = 150
@@ -124,14 +115,17 @@ def reconstruct(
             static = np.where(masks[k], 0, 255).astype(np.uint8)
             cv2.imwrite(str(mask_dir / f"{name}.png"), cv2.resize(static, sfm_size, interpolation=cv2.INTER_NEAREST))
         database = work / "database.db"
-        extract_features(database, images, settings, True, mask_dir if settings.mask_motion else None)
+        colmap.extract_features(database, images, settings, True, mask_dir if settings.mask_motion else None)
         pairing = pycolmap.SequentialPairingOptions()
         pairing.overlap = settings.overlap
         pairing.loop_detection = False  # it needs a vocabulary tree, which would be downloaded
         pycolmap.match_sequential(
-            database, matching_options=matching_options(settings), pairing_options=pairing, device=pycolmap.Device.cpu
+            database,
+            matching_options=colmap.matching_options(settings),
+            pairing_options=pairing,
+            device=pycolmap.Device.cpu,
         )
-        model = incremental_mapping(database, images, work / "sparse", settings)
+        model = colmap.incremental_mapping(database, images, work / "sparse", settings)
     if model is None:
         raise VideoSfmError(
             f"structure-from-motion could not start a reconstruction from {len(subset)} frames: no two frames "
@@ -144,7 +138,7 @@ def reconstruct(
 def _video_poses(
     model: pycolmap.Reconstruction, subset: np.ndarray, num_frames: int, size: tuple, min_registered: float
 ) -> VideoSfm:
-    by_name = registered_images(model)
+    by_name = colmap.registered_images(model)
     slots = [k for k in range(len(subset)) if f"{k:05d}.png" in by_name]
     if len(slots) < max(2, min_registered * len(subset)):
         raise VideoSfmError(
@@ -159,12 +153,12 @@ def _video_poses(
             f"poses are not extrapolated: use --start / --max-frames to keep frames {first} to {last}"
         )
     images = [by_name[f"{k:05d}.png"] for k in slots]
-    known = np.stack([image_w2c(image) for image in images])
+    known = np.stack([colmap.image_w2c(image) for image in images])
     times = subset[slots]
     w2c = interpolate_poses(times, known, np.arange(num_frames))
     w2c[times] = known
     camera = model.cameras[images[0].camera_id]
-    K, distortion = colmap_intrinsics(camera, size)
+    K, distortion = colmap.colmap_intrinsics(camera, size)
     point_ids: Dict[int, int] = {}
     obs_frame: List[int] = []
     obs_point: List[int] = []
