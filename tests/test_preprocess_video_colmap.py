@@ -14,7 +14,7 @@ from dataparsers.iphone import video_estimates
 from dataparsers.iphone.cameras import read_camera_json
 from dataparsers.iphone.dataparser import IPhoneDataParserConfig
 from dataparsers.iphone.epipolar_masks import EpipolarMaskSettings
-from dataparsers.iphone.layout import ALIGNED_DEPTH_PREFIX, IPhoneLayout, frame_name
+from dataparsers.iphone.layout import ALIGNED_DEPTH_PREFIX, LIDAR, IPhoneLayout, frame_name
 from dataparsers.iphone.optical_flow import FlowSettings
 from dataparsers.iphone.preprocess_video import PreprocessVideo, preprocess
 from dataparsers.iphone.video_sfm import VideoSfmError, VideoSfmSettings, sfm_frames, static_masks
@@ -105,6 +105,28 @@ def test_depth_is_in_the_reconstructions_units(clip, built):
     assert median < 0.2
 
 
+def test_users_depth_is_fitted_to_the_reconstruction(clip, built):
+    """--poses colmap with the user's (metric, partial) depth: the maps are fitted to the SfM points
+    like the model's (the SfM stage comes from the cache) and written in the lidar slot."""
+    root, cameras, renders = clip
+    (root / "depth").mkdir(exist_ok=True)
+    for t, render in enumerate(renders):  # like a sensor: no depth for the far background
+        np.save(root / "depth" / f"{t:04d}.npy", np.where(render.depth < 6.0, render.depth, 0.0).astype(np.float32))
+    cmd = command(root, out="user_depth", depth=root / "depth")
+    cmd.depth_model = None
+    out = preprocess(cmd)
+    w2c = estimated_w2c(out)
+    centres = [
+        np.array([-m[:3, :3].T @ m[:3, 3] for m in poses]) for poses in (list(w2c.values()), [c.w2c for c in cameras])
+    ]
+    scale = umeyama(centres[0], centres[1])[0]
+    for t in (0, 11, 23):
+        depth = np.load(IPhoneLayout(out).depth_dir(LIDAR) / f"{frame_name(0, t)}.npy")[..., 0]
+        known = renders[t].depth < 6.0
+        np.testing.assert_array_equal(depth > 0, known)
+        np.testing.assert_allclose(scale * depth[known], renders[t].depth[known], rtol=0.01)
+
+
 def test_output_loads_with_the_iphone_dataparser(built):
     parser = IPhoneDataParserConfig(data=built).setup()
     train, val = parser.get_dataparser_outputs("train"), parser.get_dataparser_outputs("val")
@@ -149,7 +171,10 @@ def test_featureless_video_is_reported(clip, tmp_path):
         preprocess(cmd)
 
 
-def test_depth_model_needs_colmap_poses(tmp_path):
+def test_depth_model_needs_colmap_poses_and_no_other_depth(tmp_path):
     cmd = PreprocessVideo(video=tmp_path, poses=tmp_path / "poses.npz", depth_model="m", out=tmp_path / "out")
     with pytest.raises(ValueError, match="--depth-model .* needs --poses colmap"):
+        preprocess(cmd)
+    cmd = PreprocessVideo(video=tmp_path, poses="colmap", depth_model="m", depth=tmp_path, out=tmp_path / "out")
+    with pytest.raises(ValueError, match="give exactly one of --depth, --disparity and --depth-model"):
         preprocess(cmd)
