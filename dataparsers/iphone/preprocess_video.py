@@ -80,7 +80,8 @@ class PreprocessVideo:
     out: Path
     """Scene folder to create."""
     depth: Optional[Path] = None
-    """Folder of z-depth .npy maps, one per video frame (written as depth/1x, the lidar slot)."""
+    """Folder of z-depth .npy maps, one per video frame (written as depth/1x, the lidar slot); with
+    --poses colmap fitted to the reconstruction's units like --depth-model's disparity."""
     disparity: Optional[Path] = None
     """Folder of disparity (1/z) .npy maps, one per video frame, aligned to the poses' units
     (written as flow3d_preprocessed/aligned_depth_anything/1x). Give this, depth or depth_model."""
@@ -107,7 +108,7 @@ class PreprocessVideo:
     sfm: VideoSfmSettings = field(default_factory=VideoSfmSettings)
     """Structure-from-motion of --poses colmap."""
     depth_alignment: AlignmentSettings = field(default_factory=AlignmentSettings)
-    """Fit of --depth-model's disparity to the SfM points."""
+    """Fit of the disparity (--depth-model's; the user's with --poses colmap) to the SfM points."""
     cache: bool = True
     """Cache the estimated stages (masks, SfM, depth) in .splat4d_cache beside ``out`` so a rerun resumes."""
     overwrite: bool = False
