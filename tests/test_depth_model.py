@@ -2,6 +2,7 @@
 through the product's loader, the message when weights are missing, the robust scale/shift fit of
 relative disparity to SfM points, and pose interpolation between registered frames."""
 
+import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
@@ -34,14 +35,27 @@ def test_tiny_model_loads_through_the_product_path(tmp_path):
     np.testing.assert_allclose(predicted[1], expected[0, 0].numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_repository_id_found_in_the_hugging_face_cache(tmp_path, monkeypatch):
+    """A repository id is loaded from the cache layout ``hf download`` (without --local-dir) leaves."""
+    repo = tmp_path / "hub" / "models--splat4d-tests--tiny"
+    save_tiny_model(repo / "snapshots" / "0123abc")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abc")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.chdir(tmp_path)
+    model, _ = load_depth_model("splat4d-tests/tiny")
+    assert model.config.model_type == "depth_anything"
+
+
 def test_missing_weights_name_the_model_where_and_how_to_fetch(tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DepthModelError) as err:
         load_depth_model("splat4d-tests/no-such-depth-model")
     message = str(err.value)
     assert "'splat4d-tests/no-such-depth-model' is not on this machine" in message
     assert f"no folder {tmp_path / 'splat4d-tests/no-such-depth-model'} and no repository" in message
-    assert "in the Hugging Face cache" in message
+    assert f"in the Hugging Face cache {tmp_path / 'hub'}" in message
     assert "hf download splat4d-tests/no-such-depth-model --local-dir models/no-such-depth-model" in message
 
     (tmp_path / "models").mkdir()  # a path into an existing folder: fetch the default model there
