@@ -132,12 +132,16 @@ def reconstruct(
             "share enough matched static, textured content with enough parallax (move the camera sideways, "
             "film textured surfaces, or raise --sfm.max-images)"
         )
-    return _video_poses(model, subset, len(frames), (width, height), settings.min_registered)
+    return video_poses(model, subset, len(frames), (width, height), settings.min_registered)
 
 
-def _video_poses(
+def video_poses(
     model: pycolmap.Reconstruction, subset: np.ndarray, num_frames: int, size: tuple, min_registered: float
 ) -> VideoSfm:
+    """Poses of all ``num_frames`` used frames (``size`` W, H) from ``model``, whose image
+    ``<k:05d>.png`` is used frame ``subset[k]``: registered ones as they are, the others
+    interpolated; VideoSfmError when fewer than ``min_registered`` of the subset are registered or
+    the first or last used frame is not."""
     by_name = colmap.registered_images(model)
     slots = [k for k in range(len(subset)) if f"{k:05d}.png" in by_name]
     if len(slots) < max(2, min_registered * len(subset)):
