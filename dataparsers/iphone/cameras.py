@@ -12,6 +12,7 @@ import numpy as np
 import pycolmap
 
 from dataparsers.camera_conventions import require_finite, require_rotation
+from dataparsers.colmap_sfm import colmap_intrinsics, image_w2c
 from dataparsers.errors import DatasetFormatError
 from dataparsers.iphone.colmap_files import require_complete_model
 from dataparsers.iphone.scene_files import listed, read_json, require_fields
@@ -28,14 +29,6 @@ CAMERA_FIELDS = (
     "tangential_distortion",
     "image_size",
 )
-# COLMAP models we read: name -> how their extra parameters map onto OpenCV (k1, k2, p1, p2, k3)
-COLMAP_DISTORTION = {
-    "SIMPLE_PINHOLE": lambda extra: np.zeros(5),
-    "PINHOLE": lambda extra: np.zeros(5),
-    "SIMPLE_RADIAL": lambda extra: np.array([extra[0], 0.0, 0.0, 0.0, 0.0]),
-    "RADIAL": lambda extra: np.array([extra[0], extra[1], 0.0, 0.0, 0.0]),
-    "OPENCV": lambda extra: np.array([extra[0], extra[1], extra[2], extra[3], 0.0]),
-}
 
 
 @dataclass
@@ -116,23 +109,11 @@ def read_colmap_cameras(sparse_dir: Path, frames: Sequence[str]) -> Dict[str, Fr
     for frame in frames:
         image = by_name[f"{frame}.png"]
         camera = model.cameras[image.camera_id]
-        model_name = camera.model.name
-        if model_name not in COLMAP_DISTORTION:
-            raise DatasetFormatError(
-                sparse_dir, f"camera model {model_name} of {image.name} is not one of {', '.join(COLMAP_DISTORTION)}"
-            )
-        pose = image.cam_from_world
-        pose = pose() if callable(pose) else pose  # a method since pycolmap 3.12, a property before
-        w2c = np.eye(4)
-        w2c[:3] = pose.matrix()
-        extra = np.asarray(camera.params)[4 if model_name in ("PINHOLE", "OPENCV") else 3 :]
-        cameras[frame] = FrameCamera(
-            np.asarray(camera.calibration_matrix(), dtype=np.float64),
-            w2c,
-            camera.width,
-            camera.height,
-            COLMAP_DISTORTION[model_name](extra),
-        )
+        try:
+            K, distortion = colmap_intrinsics(camera)
+        except ValueError as err:
+            raise DatasetFormatError(sparse_dir, f"{image.name}: {err}") from err
+        cameras[frame] = FrameCamera(K, image_w2c(image), camera.width, camera.height, distortion)
     return cameras
 
 

@@ -77,7 +77,11 @@ def motion_mask(flow: np.ndarray, rigid: np.ndarray, threshold: float) -> np.nda
     """bool [H, W]: flow disagrees with the rigid flow by more than ``threshold`` pixels (known
     depth only), cleaned of specks and holes by a morphological opening and closing."""
     residual = np.linalg.norm(flow - rigid, axis=-1)
-    moving = np.nan_to_num(residual, nan=0.0) > threshold
+    return clean_mask(np.nan_to_num(residual, nan=0.0) > threshold)
+
+
+def clean_mask(moving: np.ndarray) -> np.ndarray:
+    """bool [H, W] ``moving`` without specks (3×3 opening) and holes (closing, twice)."""
     kernel = np.ones((3, 3), np.uint8)
     moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, kernel)
     return cv2.morphologyEx(moving, cv2.MORPH_CLOSE, kernel, iterations=2).astype(bool)

@@ -2,17 +2,23 @@
 dataparser, computing offline what can be (see dataparsers/IPHONE.md):
 
 - frames → rgb/{1x,2x}/0_<time>.png (all pixels valid; an odd size loses its last row/column);
-- the user's poses → camera/<frame>.json; the user's depth → depth/1x (z-depth) or disparity →
+- the user's poses, or ``--poses colmap``: structure-from-motion on the video (video_sfm.py) →
+  camera/<frame>.json;
+- the user's depth → depth/1x (z-depth), the user's disparity or ``--depth-model``'s (a Depth
+  Anything model on this machine, aligned to the SfM points: video_estimates.py) →
   flow3d_preprocessed/aligned_depth_anything/1x; scene.json / extra.json from the depth;
 - flow-based motion masks → flow3d_preprocessed/track_anything/1x (optical_flow.py);
 - OpenCV optical-flow tracks of every training frame pair → flow3d_preprocessed/2d_tracks/1x;
 - splits: every ``val_every``-th frame is held out as ``val`` (same camera, unseen times).
 
     splat4d-preprocess-video --video clip.mp4 --poses poses.npz --depth depth/ --out data/clip
+    splat4d-preprocess-video --video clip.mp4 --poses colmap --depth-model models/Depth-Anything-V2-Small-hf \
+        --out data/clip
 
 Poses: an .npz with ``w2c`` [N, 4, 4] (or [N, 3, 4]) OpenCV world → camera and ``K`` [3, 3] or
 [N, 3, 3] at the video's resolution, one per video frame. Depth: a folder of .npy maps, one per
-video frame in name order, [H, W] or [H, W, 1], in the poses' units (0 = unknown).
+video frame in name order, [H, W] or [H, W, 1], in the poses' units (0 = unknown). Estimated
+stages are cached in ``<out>/../.splat4d_cache`` (``--no-cache``: off).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Literal, Optional, Tuple, Union
 
 import numpy as np
 import tyro
@@ -30,6 +36,8 @@ from dataparsers.atomic_folder import build_atomically
 from dataparsers.errors import DatasetFormatError
 from dataparsers.images import read_rgb
 from dataparsers.iphone.cameras import FrameCamera
+from dataparsers.iphone.depth_alignment import AlignmentSettings, positive_reciprocal
+from dataparsers.iphone.depth_model import locate_depth_model
 from dataparsers.iphone.layout import ALIGNED_DEPTH_PREFIX, LIDAR, IPhoneLayout, frame_name
 from dataparsers.iphone.optical_flow import (
     FlowSettings,
@@ -39,6 +47,15 @@ from dataparsers.iphone.optical_flow import (
     query_points,
     rigid_flow,
 )
+from dataparsers.iphone.video_estimates import (
+    EstimationContext,
+    align_to_sfm,
+    estimate_cameras,
+    model_disparity,
+    sfm_cameras,
+    source_stats,
+)
+from dataparsers.iphone.video_sfm import VideoSfmSettings
 from dataparsers.iphone.writer import (
     FrameRecord,
     write_camera,
@@ -57,15 +74,22 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 class PreprocessVideo:
     video: Path
     """Video file (anything PyAV decodes) or a folder of frame images (.png / .jpg, name order)."""
-    poses: Path
-    """.npz with w2c [N, 4, 4] (OpenCV world → camera) and K [3, 3] or [N, 3, 3], one per video frame."""
+    poses: Union[Literal["colmap"], Path]
+    """.npz with w2c [N, 4, 4] (OpenCV world → camera) and K [3, 3] or [N, 3, 3], one per video
+    frame; or ``colmap``: estimated by structure-from-motion on the video's static parts (--sfm.*)."""
     out: Path
     """Scene folder to create."""
     depth: Optional[Path] = None
-    """Folder of z-depth .npy maps, one per video frame (written as depth/1x, the lidar slot)."""
+    """Folder of z-depth .npy maps, one per video frame (written as depth/1x, the lidar slot); with
+    --poses colmap fitted to the reconstruction's units like --depth-model's disparity."""
     disparity: Optional[Path] = None
     """Folder of disparity (1/z) .npy maps, one per video frame, aligned to the poses' units
-    (written as flow3d_preprocessed/aligned_depth_anything/1x). Give this or depth."""
+    (written as flow3d_preprocessed/aligned_depth_anything/1x). Give this, depth or depth_model."""
+    depth_model: Optional[str] = None
+    """Relative Depth Anything model on this machine: a folder (``hf download
+    depth-anything/Depth-Anything-V2-Small-hf --local-dir FOLDER``) or a repository id in the
+    Hugging Face cache; its disparity is aligned to the SfM points (needs --poses colmap) and
+    written like --disparity."""
     fps: Optional[float] = None
     """Frame rate of the video (None: read from the video; needed for a folder of frames)."""
     start: int = 0
@@ -81,6 +105,12 @@ class PreprocessVideo:
     motion_threshold: float = 1.0
     """A pixel moves when its optical flow differs from the camera-induced flow by more than this (pixels)."""
     flow: FlowSettings = field(default_factory=FlowSettings)
+    sfm: VideoSfmSettings = field(default_factory=VideoSfmSettings)
+    """Structure-from-motion of --poses colmap."""
+    depth_alignment: AlignmentSettings = field(default_factory=AlignmentSettings)
+    """Fit of the disparity (--depth-model's; the user's with --poses colmap) to the SfM points."""
+    cache: bool = True
+    """Cache the estimated stages (masks, SfM, depth) in .splat4d_cache beside ``out`` so a rerun resumes."""
     overwrite: bool = False
     """Replace ``out`` if it exists."""
 
@@ -97,14 +127,23 @@ class Inputs:
 
 def main() -> None:
     cmd = tyro.cli(PreprocessVideo, description="Preprocess a video into an iPhone scene for the iphone dataparser.")
-    preprocess(cmd)
-    Console().print(f"wrote {cmd.out}; train with: ns-train <method> --data {cmd.out} iphone")
+    console = Console()
+    try:
+        preprocess(cmd)
+    except (DatasetFormatError, FileExistsError, ValueError, RuntimeError) as err:
+        console.print(f"splat4d-preprocess-video: {err}", style="bold red", markup=False, highlight=False)
+        raise SystemExit(1) from err
+    console.print(f"wrote {cmd.out}; train with: ns-train <method> --data {cmd.out} iphone")
 
 
 def preprocess(cmd: PreprocessVideo) -> Path:
     """Write the scene folder of ``cmd`` (built in ``<out>.partial-<pid>``, renamed when complete)."""
-    if (cmd.depth is None) == (cmd.disparity is None):
-        raise ValueError("give exactly one of --depth and --disparity (motion masks and scene bounds need depth)")
+    if sum(source is not None for source in (cmd.depth, cmd.disparity, cmd.depth_model)) != 1:
+        raise ValueError(
+            "give exactly one of --depth, --disparity and --depth-model (motion masks and scene bounds need depth)"
+        )
+    if cmd.depth_model is not None and cmd.poses != "colmap":
+        raise ValueError("--depth-model is aligned to structure-from-motion points and needs --poses colmap")
     if cmd.out.exists() and not cmd.overwrite:
         raise FileExistsError(f"{cmd.out} exists (pass --overwrite to replace it)")
     inputs = read_inputs(cmd)
@@ -118,16 +157,40 @@ def read_inputs(cmd: PreprocessVideo) -> Inputs:
     indices, frames, fps = read_frames(cmd)
     height, width = frames[0].shape[:2]
     even = (width - width % 2, height - height % 2)
+    crop = (slice(0, even[1]), slice(0, even[0]))
+    frames = [f[crop] for f in frames]
+    depths = None
+    if cmd.depth_model is None:
+        depth_dir = cmd.depth if cmd.depth is not None else cmd.disparity
+        files = select_files(depth_dir, indices, (".npy",))
+        depths = [read_depth(path, (width, height), disparity=cmd.disparity is not None)[crop] for path in files]
+    if cmd.poses == "colmap":
+        return estimated_inputs(cmd, indices, frames, depths, fps)
     cameras = read_poses(cmd.poses, indices, (width, height))
-    depth_dir = cmd.depth if cmd.depth is not None else cmd.disparity
-    depths = [
-        read_depth(path, (width, height), disparity=cmd.disparity is not None)
-        for path in select_files(depth_dir, indices, (".npy",))
-    ]
     for cam in cameras:
         cam.width, cam.height = even
-    crop = (slice(0, even[1]), slice(0, even[0]))
-    return Inputs([f[crop] for f in frames], cameras, [d[crop] for d in depths], fps)
+    return Inputs(frames, cameras, depths, fps)
+
+
+def estimated_inputs(
+    cmd: PreprocessVideo, indices: List[int], frames: List[np.ndarray], depths: Optional[List[np.ndarray]], fps: float
+) -> Inputs:
+    """Inputs with structure-from-motion cameras and depth in the reconstruction's units: the
+    depth model's disparity, or the user's ``depths`` (z), aligned to the SfM points."""
+    height, width = frames[0].shape[:2]
+    selection = {"start": cmd.start, "stride": cmd.stride, "indices": indices, "size": [width, height]}
+    context = EstimationContext(
+        cmd.out.resolve().parent if cmd.cache else None, {"source": source_stats(cmd.video), **selection}
+    )
+    if cmd.depth_model is not None:
+        locate_depth_model(cmd.depth_model)  # before the long stages: a missing model stops the run now
+    sfm = estimate_cameras(frames, cmd.flow, cmd.sfm, context)
+    if cmd.depth_model is not None:
+        disparities, known = model_disparity(frames, cmd.depth_model, context), False
+    else:
+        disparities, known = np.stack([positive_reciprocal(depth) for depth in depths]), True
+    aligned = align_to_sfm(disparities, sfm, cmd.depth_alignment, known_only=known)
+    return Inputs(frames, sfm_cameras(sfm, (width, height)), [positive_reciprocal(d) for d in aligned], fps)
 
 
 def read_frames(cmd: PreprocessVideo) -> Tuple[List[int], List[np.ndarray], float]:
@@ -200,9 +263,7 @@ def read_depth(path: Path, size: Tuple[int, int], disparity: bool) -> np.ndarray
     if raw.shape != (size[1], size[0]):
         raise DatasetFormatError(path, f"has shape {raw.shape}; the video frames are {size[0]}×{size[1]}")
     raw = np.nan_to_num(raw.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    if disparity:
-        return np.where(raw > 0, 1.0 / np.where(raw > 0, raw, 1.0), 0.0).astype(np.float32)
-    return np.where(raw > 0, raw, 0.0)
+    return positive_reciprocal(raw) if disparity else np.where(raw > 0, raw, 0.0)
 
 
 # ----- outputs -----
@@ -248,9 +309,7 @@ def write_depth(layout: IPhoneLayout, cmd: PreprocessVideo, names: List[str], in
     folder = layout.depth_dir(source)
     folder.mkdir(parents=True)
     for name, depth in zip(names, inputs.depths):
-        known = depth > 0
-        disparity = np.where(known, 1.0 / np.where(known, depth, 1.0), 0.0).astype(np.float32)
-        np.save(folder / f"{name}.npy", depth[..., None] if source == LIDAR else disparity)
+        np.save(folder / f"{name}.npy", depth[..., None] if source == LIDAR else positive_reciprocal(depth))
 
 
 def write_motion_masks(

@@ -15,16 +15,23 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Literal, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import pycolmap
 
+from dataparsers.colmap_sfm import (
+    SfmSettings,
+    colmap_intrinsics,
+    extract_features,
+    image_w2c,
+    incremental_mapping,
+    matching_options,
+    registered_images,
+)
 from dataparsers.easyvolcap_calibration import Calibration
 from dataparsers.images import write_rgb
 from splat4d.geometry import camera_centres
-
-CameraModel = Literal["OPENCV", "RADIAL", "SIMPLE_RADIAL", "PINHOLE"]
 
 
 class CalibrationError(RuntimeError):
@@ -32,23 +39,14 @@ class CalibrationError(RuntimeError):
 
 
 @dataclass
-class CalibrationSettings:
-    """How the rig is calibrated."""
+class CalibrationSettings(SfmSettings):
+    """How the rig is calibrated (camera model, features, threads and seed: SfmSettings)."""
 
-    camera_model: CameraModel = "OPENCV"
-    """COLMAP camera model of every camera (OPENCV: fx, fy, cx, cy, k1, k2, p1, p2; written as
-    EasyVolcap's k1 k2 p1 p2 k3 with k3 = 0)."""
     shared_intrinsics: bool = True
     """All cameras are the same model at the same zoom and focus: one set of intrinsics for all.
     False gives every camera its own intrinsics (a mixed rig); with one image per camera that is
     only well conditioned with many cameras and strong texture (on an 8-camera 320×240 test rig
     the focal lengths drift by 10 % and more)."""
-    max_features: int = 8192
-    """SIFT features per image."""
-    num_threads: int = -1
-    """CPU threads for COLMAP (-1: all)."""
-    seed: int = 0
-    """COLMAP's random seed (RANSAC, mapping order), for reproducible calibrations."""
 
 
 @dataclass
@@ -77,73 +75,41 @@ def calibrate(
     for name, plate in plates.items():
         write_rgb(images / f"{name}.png", plate)
     database = work / "database.db"
-    pycolmap.set_random_seed(settings.seed)
-    extraction = pycolmap.FeatureExtractionOptions()
-    extraction.num_threads = settings.num_threads
-    extraction.sift.max_num_features = settings.max_features
-    extraction.sift.estimate_affine_shape = True  # rig views differ by wide baselines:
-    extraction.sift.domain_size_pooling = True  # affine-adapted, scale-pooled descriptors match better
-    reader = pycolmap.ImageReaderOptions()
-    reader.camera_model = settings.camera_model
-    mode = pycolmap.CameraMode.SINGLE if settings.shared_intrinsics else pycolmap.CameraMode.PER_IMAGE
-    pycolmap.extract_features(
-        database,
-        images,
-        camera_mode=mode,
-        reader_options=reader,
-        extraction_options=extraction,
-        device=pycolmap.Device.cpu,
+    # rig views differ by wide baselines: affine-adapted, scale-pooled descriptors match better
+    extract_features(database, images, settings, settings.shared_intrinsics, affine=True)
+    pycolmap.match_exhaustive(
+        database, matching_options=matching_options(settings, guided=True), device=pycolmap.Device.cpu
     )
-    matching = pycolmap.FeatureMatchingOptions()
-    matching.num_threads = settings.num_threads
-    matching.guided_matching = True
-    pycolmap.match_exhaustive(database, matching_options=matching, device=pycolmap.Device.cpu)
-    mapping = pycolmap.IncrementalPipelineOptions()
-    mapping.num_threads = settings.num_threads
-    mapping.random_seed = settings.seed
-    mapping.multiple_models = False
-    # a rig gives one image per camera, so accept registrations on fewer matches than COLMAP's
-    # defaults (tuned for photo collections with many redundant views)
-    mapping.mapper.abs_pose_min_num_inliers = 15
-    mapping.mapper.abs_pose_min_inlier_ratio = 0.1
-    mapping.mapper.init_min_num_inliers = 50
-    (work / "sparse").mkdir()
-    models = pycolmap.incremental_mapping(database, images, work / "sparse", mapping)
-    if not models:
+
+    def few_views(mapping: pycolmap.IncrementalPipelineOptions) -> None:
+        # a rig gives one image per camera, so accept registrations on fewer matches than COLMAP's
+        # defaults (tuned for photo collections with many redundant views)
+        mapping.mapper.abs_pose_min_num_inliers = 15
+        mapping.mapper.abs_pose_min_inlier_ratio = 0.1
+        mapping.mapper.init_min_num_inliers = 50
+
+    model = incremental_mapping(database, images, work / "sparse", settings, few_views)
+    if model is None:
         raise CalibrationError(
             f"structure-from-motion found no two cameras with enough matching static content "
             f"(cameras {sorted(plates)}); the views need to overlap and see textured, static surfaces"
         )
-    model = max(models.values(), key=lambda m: m.num_reg_images())
-    registered = {image.name[: -len(".png")]: image for image in model.images.values() if image.has_pose}
+    registered = {name[: -len(".png")]: image for name, image in registered_images(model).items()}
     missing = sorted(set(plates) - set(registered))
     if missing:
         raise CalibrationError(
             f"structure-from-motion could not place cameras {missing} (placed {sorted(registered)}): "
             "they share too little static, textured content with the others"
         )
-    return {
-        name: _camera_calibration(model, registered[name], video_sizes[name], plates[name].shape[1::-1])
-        for name in plates
-    }
+    return {name: _camera_calibration(model, registered[name], video_sizes[name]) for name in plates}
 
 
 def _camera_calibration(
-    model: pycolmap.Reconstruction, image: pycolmap.Image, video_size: Sequence[int], plate_size: Sequence[int]
+    model: pycolmap.Reconstruction, image: pycolmap.Image, video_size: Sequence[int]
 ) -> CameraCalibration:
     camera = model.cameras[image.camera_id]
-    params = np.asarray(camera.params, dtype=np.float64)
-    K = np.asarray(camera.calibration_matrix(), dtype=np.float64)
-    distortion = np.zeros(5)
-    if camera.model_name == "OPENCV":
-        distortion[:4] = params[4:8]
-    elif camera.model_name in ("SIMPLE_RADIAL", "RADIAL"):
-        distortion[: len(params) - 3] = params[3:]
-    sx, sy = video_size[0] / plate_size[0], video_size[1] / plate_size[1]
-    K[0] *= sx
-    K[1] *= sy
-    w2c = np.eye(4)
-    w2c[:3] = np.asarray(image.cam_from_world().matrix(), dtype=np.float64)
+    K, distortion = colmap_intrinsics(camera, (int(video_size[0]), int(video_size[1])))
+    w2c = image_w2c(image)
     observed = [p for p in image.points2D if p.has_point3D()]
     errors: List[float] = []
     if observed:
