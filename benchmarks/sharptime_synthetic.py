@@ -78,6 +78,7 @@ VARIANTS: Dict[str, List[Override]] = {
     # fast motion: a shorter initial support for dynamic points (flat top r, fall-off σt)
     "dyn-radius-half": [init_option("dynamic_radius_frames", 0.5)],
     "dyn-lifespan-1": [init_option("dynamic_lifespan_frames", 1.0)],
+    "no-lifespan-dyn-lifespan-1": [model_option("learn_radius", False), init_option("dynamic_lifespan_frames", 1.0)],
 }
 METRICS = (
     "psnr",
