@@ -194,10 +194,10 @@ def test_temporal_parameters_and_motion_factor(synthetic, result):
     np.testing.assert_allclose(pts.times[sta], 0.5)
     np.testing.assert_allclose(pts.tscales[sta], 3.0)
     np.testing.assert_allclose(pts.radii, 1e-6)
-    # dynamic: T = its frame's time, σt = three frame intervals
+    # dynamic: T = its frame's time, σt = one frame interval
     assert np.abs(pts.times[dyn, None] - frame_times[None]).min(axis=1).max() < 1e-6
-    np.testing.assert_allclose(pts.tscales[dyn], 3.0 / (NUM_FRAMES - 1), rtol=1e-6)
-    # stored v = measured × f; in normalized time f(0.6, 1e-6) = 2 (dynamic), f(3, 1e-6) = 10 (static)
+    np.testing.assert_allclose(pts.tscales[dyn], 1.0 / (NUM_FRAMES - 1), rtol=1e-6)
+    # stored v = measured × f; in normalized time f(0.2, 1e-6) = 2 (dynamic), f(3, 1e-6) = 10 (static)
     f = motion_factor(
         torch.tensor(pts.tscales[dyn], dtype=torch.float64), torch.tensor(pts.radii[dyn], dtype=torch.float64)
     )
@@ -223,10 +223,11 @@ def test_the_model_converts_the_init_to_its_time_unit(synthetic, result, monkeyp
     np.testing.assert_allclose(tscales[:, 0], pts.tscales * num_frames_unit, rtol=1e-6)
     np.testing.assert_allclose(radii[:, 0], pts.radii * num_frames_unit, rtol=1e-6)
     dyn = pts.is_dynamic
-    np.testing.assert_allclose(tscales[dyn, 0], 3.0, rtol=1e-6)  # three frames
-    # stored v = measured × f with f(3 frames, r) = 1 + 9 = 10 in frames (vs f = 2 in normalized time)
+    np.testing.assert_allclose(tscales[dyn, 0], 1.0, rtol=1e-6)  # one frame
+    # stored v = measured × f with f(1 frame, r) = 1 + (1 + r)² in frames (vs f = 2 in normalized time)
     measured_per_frame = pts.velocities[dyn] / 2.0 / num_frames_unit
-    np.testing.assert_allclose(velocities[dyn], measured_per_frame * 10.0, rtol=1e-4, atol=1e-6)
+    f_frames = 1.0 + (1.0 + radii[dyn, 0:1]) ** 2
+    np.testing.assert_allclose(velocities[dyn], measured_per_frame * f_frames, rtol=1e-4, atol=1e-6)
 
 
 def _must_not_triangulate(*args, **kwargs):
@@ -288,10 +289,10 @@ def test_frame_stride(synthetic, tmp_path):
     assert frames_mod.triangulated_frames(5, 2) == [0, 2, 4]
     pts = velocity_aware_init(synthetic.frames_in(tmp_path), quiet(triangulation=TriangulationConfig(frame_stride=3)))
     assert pts is not None and pts.is_dynamic.any()
-    # dynamic points only at the triangulated frames 0, 3, 5; σt = 3 × the median interval (2.5 frames)
+    # dynamic points only at the triangulated frames 0, 3, 5; σt = the median interval (2.5 frames)
     in_frames = float(NUM_FRAMES - 1)
     assert set(np.round(pts.times[pts.is_dynamic] * in_frames).astype(int).tolist()) <= {0, 3, 5}
-    np.testing.assert_allclose(pts.tscales[pts.is_dynamic] * in_frames, 7.5, rtol=1e-6)
+    np.testing.assert_allclose(pts.tscales[pts.is_dynamic] * in_frames, 2.5, rtol=1e-6)
     np.testing.assert_allclose(pts.tscales[~pts.is_dynamic] * in_frames, 15.0, rtol=1e-6)
 
 
