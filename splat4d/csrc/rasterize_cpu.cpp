@@ -211,6 +211,7 @@ struct GroupCols {
 };
 inline GroupCols group_cols(const Footprint& f, int x0, int y0, int group, int* lo, int* hi) {
   GroupCols g;
+  if (f.col0 > f.col1) return g;  // (the box can miss the tile's columns)
   if (!f.spans) {
     g.cg_lo = (f.col0 - x0) & -group;  // (col0 >= x0; group is a power of two)
     g.cg_hi = f.col1 - x0;
