@@ -17,11 +17,13 @@
 // SIMD groups of W adjacent pixels of a row (GCC vector extensions), group column by group
 // column (a 16-pixel tile row holds only two groups of 8), skipping the exp of groups that lie
 // wholly outside the ellipse, with the pixel state (T, colour, last contributor,
-// still-compositing mask) kept per tile in planar arrays. The kernels are compiled twice from this file: for the baseline instruction set of
-// the flags (-O3, no -march: SSE2 on x86-64, W = 4) and, on x86-64, for AVX2 (W = 8, chosen
-// at run time if the CPU has it, with fused multiply-adds: 8-12 % faster, images within float
-// rounding of the baseline build's). Every pixel sees its Gaussians in the same order with the
-// same float formulas as the per-pixel walk; only exp is our own vectorised one (< 1.4 ulp). A tile stops once all its pixels are saturated.
+// still-compositing mask) kept per tile in planar arrays. The kernels are compiled twice from
+// this file: for the baseline instruction set of the flags (-O3, no -march: SSE2 on x86-64,
+// W = 4) and, on x86-64, for AVX2 (W = 8, chosen at run time if the CPU has it, with fused
+// multiply-adds: 8-12 % faster, images within float rounding of the baseline build's). Every
+// pixel sees its Gaussians in the same order with the same float formulas as the per-pixel
+// walk; only exp is our own vectorised one (< 1.4 ulp). A tile stops once all its pixels are
+// saturated.
 //
 // Backward: the same footprints walked back to front (gsplat's scheme: T recomputed by
 // dividing by 1 - alpha from the final T, only Gaussians up to each pixel's last contributor),
@@ -180,7 +182,7 @@ inline void row_span(const Footprint& f, int row, int& j0, int& j1) {
 // monotone: max(ceil(lo), mn) = ceil(max(lo, mn)) for an integer mn; the ellipse, margin and
 // NaN cases do not depend on the tile), so the logarithm, square roots and roundings are done
 // once per Gaussian instead of once per tile intersection (20k instead of 91k at 20k /
-// 256×192, in forward and backward: 9 % of the kernels' instructions).
+// 256×192, in forward and backward: 14 % of the kernels' instructions).
 struct Box {
   int32_t row0, row1, col0, col1;
   // sigma above which alpha < 1/255 for sure: log(255 opacity) widened by 1e-5, far more than
