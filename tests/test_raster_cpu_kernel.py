@@ -321,6 +321,23 @@ def test_compiled_tile_binning_matches_pytorch(n, width, height, cams, tile, dty
         assert g.dtype == w.dtype == torch.int32 and torch.equal(g, w)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_tile_binning_depth_order_edge_cases(dtype):
+    """torch.sort's order in the compiled binning's radix sort: -0 ties with +0 (index order),
+    negative and infinite depths in place, NaN last."""
+    g = torch.Generator().manual_seed(3)
+    special = [0.0, -0.0, -1.5, float("inf"), float("nan"), float("-inf"), 2.0, 2.0, float("nan"), 1e-30, -1e-30]
+    depths = torch.cat([torch.tensor(special), torch.randn(189, generator=g)]).to(dtype)[
+        torch.randperm(200, generator=g)
+    ]
+    means2d = torch.rand(1, 200, 2, generator=g) * torch.tensor([40.0, 30.0])
+    radii = torch.full((1, 200), 4, dtype=torch.int32)
+    got = intersect_tiles(means2d, radii, depths[None], 8, 40, 30)
+    want = intersect_tiles_torch(means2d, radii, depths[None], 8, 40, 30)
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+
+
 def test_bad_inputs_raise():
     leaves, geom = scene_inputs(20, 16, 16, 1, 3, 16, seed=11)
     with pytest.raises(TypeError, match="float32"):

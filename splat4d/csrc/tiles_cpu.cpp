@@ -3,7 +3,7 @@
 //
 // The PyTorch version enumerates every (Gaussian, tile) intersection and sorts all of them
 // twice (by depth, then stably by tile): at 1352×1014 with 100k Gaussians that is ~5M entries
-// and over a second. Here the Gaussians alone are sorted by (depth, index) once, then each is
+// and over a second. Here the Gaussians alone are sorted by (depth, index) once (a radix sort), then each is
 // appended to the buckets of the tiles it covers in that order (a counting sort by tile), which
 // gives every tile's list front to back with ties in index order, exactly as the two stable
 // sorts do.
@@ -13,8 +13,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 namespace splat4d_tiles {
@@ -36,10 +38,40 @@ inline bool axis_range(float x, float r, float ts, int64_t n, int64_t& lo, int64
   return true;
 }
 
-// torch.sort's ascending order: NaN after everything else.
-template <typename S>
-inline bool depth_less(S a, S b) {
-  return a < b || (!std::isnan(a) && std::isnan(b));
+// An unsigned integer whose order is torch.sort's ascending order of the depth: -0 equal to
+// +0, NaN after everything else (all NaNs equal).
+template <typename U, typename S>
+inline U depth_key(S v) {
+  static_assert(sizeof(U) == sizeof(S), "key and depth sizes differ");
+  if (std::isnan(v)) return ~U(0);
+  if (v == S(0)) v = S(0);  // -0 -> +0
+  U u;
+  std::memcpy(&u, &v, sizeof(U));
+  const U sign = U(1) << (8 * sizeof(U) - 1);
+  return (u & sign) != 0 ? ~u : (u | sign);  // negatives reversed below the positives
+}
+
+// Stable sort of items by key: least-significant-digit radix sort, 8 bits a pass (digits that
+// all items share are skipped). Linear, unlike the comparison sort it replaces, which took
+// most of the binning: 2.0 -> 0.7 ms at 20k Gaussians / 256×192 (serial, in every step).
+template <typename U, typename T>
+void radix_sort(std::vector<T>& items, std::vector<U>& keys) {
+  const size_t n = items.size();
+  std::vector<T> items_tmp(n);
+  std::vector<U> keys_tmp(n);
+  for (int shift = 0; shift < static_cast<int>(8 * sizeof(U)); shift += 8) {
+    size_t start[257] = {};
+    for (const U k : keys) ++start[((k >> shift) & 255) + 1];
+    if (std::find(start + 1, start + 257, n) != start + 257) continue;  // one digit for all
+    std::partial_sum(start, start + 257, start);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t to = start[(keys[i] >> shift) & 255]++;
+      items_tmp[to] = items[i];
+      keys_tmp[to] = keys[i];
+    }
+    items.swap(items_tmp);
+    keys.swap(keys_tmp);
+  }
 }
 
 template <typename S>
@@ -75,8 +107,10 @@ void bin(const float* means2d, const int32_t* radii, const S* depths, int64_t C,
   TORCH_CHECK(M <= std::numeric_limits<int32_t>::max(), "isect_tiles: ", M,
               " tile intersections do not fit the int32 offsets");
   // Front to back; equal depths keep index order (the rects are in index order).
-  std::stable_sort(rects.begin(), rects.end(),
-                   [depths](const Rect& a, const Rect& b) { return depth_less(depths[a.g], depths[b.g]); });
+  using Key = typename std::conditional<sizeof(S) == 8, uint64_t, uint32_t>::type;
+  std::vector<Key> keys(rects.size());
+  for (size_t i = 0; i < rects.size(); ++i) keys[i] = depth_key<Key>(depths[rects[i].g]);
+  radix_sort(rects, keys);
   tile_start.assign(count.begin(), count.end() - 1);
   ids.resize(static_cast<size_t>(M));
   std::vector<int64_t>& cursor = count;  // reused: count[t] is now the start of tile t
