@@ -236,6 +236,7 @@ def synchronise(
         min_confidence=cmd.min_confidence,
         rate=cmd.audio_rate,
         window=cmd.sync_window,
+        video_lags="correlation+pauses",
     )
     cached = stages.load_json(work, "sync", key)
     if cached is not None:
@@ -255,7 +256,7 @@ def synchronise(
         signals = {n: scan.motion_signal() for n, scan in scans.items()}
     signals = {n: signal.first(cmd.sync_window) for n, signal in signals.items()}
     with console.status(f"sync: correlating {source} signals"):
-        shifts = solve_clock_shifts(signals, reference, cmd.max_offset, cmd.min_confidence)
+        shifts = solve_clock_shifts(signals, reference, cmd.max_offset, cmd.min_confidence, pauses=source == "video")
     stages.save_json(work, "sync", key, {**asdict(shifts), "source": source})
     return shifts, source
 

@@ -5,7 +5,9 @@ per video frame, or decoded audio samples).
 cross-correlation (each lag's Pearson correlation over the overlap), refined to a fraction of a
 sample by a parabola through the peak and its two neighbours. ``solve_clock_shifts`` does this
 for every pair of cameras and solves the pairwise lags for one clock shift per camera by
-confidence-weighted least squares, so every camera is timed against all the others.
+confidence-weighted least squares, so every camera is timed against all the others. For log
+motion-energy signals it can refine each pair's lag by the timing of the pauses both cameras see
+(pauses.py), which depends less than the correlation peak on how each view weighs the motion.
 
 Convention: camera c's frame 0 is at world time S_c (the reference camera has S = 0). SelfCap's
 sync.json stores offset_c = −S_c: frame n of camera c is at n / fps − offset_c.
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import numpy as np
+
+from dataparsers.rig.pauses import pause_lag
 
 
 class SyncError(ValueError):
@@ -86,11 +90,12 @@ def estimate_lag(reference: np.ndarray, signal: np.ndarray, max_lag: int, min_ov
 
 
 def solve_clock_shifts(
-    signals: Dict[str, Signal], reference: str, max_shift: float, min_confidence: float
+    signals: Dict[str, Signal], reference: str, max_shift: float, min_confidence: float, pauses: bool = False
 ) -> ClockShifts:
     """Clock shift S_c of every camera (S_reference = 0) from all pairwise lags within ±``max_shift``
-    seconds; pairs below ``min_confidence`` are not used. A SyncError names the cameras whose
-    shift is not determined (no usable pair links them to the reference)."""
+    seconds; pairs below ``min_confidence`` are not used. With ``pauses`` (log motion signals) a
+    pair's lag is taken from the pauses both cameras see where they share one. A SyncError names
+    the cameras whose shift is not determined (no usable pair links them to the reference)."""
     names = list(signals)
     pairs = []
     for first, second in itertools.combinations(names, 2):
@@ -101,7 +106,11 @@ def solve_clock_shifts(
             lag = estimate_lag(a.values, b.values, int(np.ceil(max_shift * a.rate)) + 1)
         except SyncError as err:
             raise SyncError(f"cameras {first} and {second}: {err}") from err
-        pairs.append(PairLag((first, second), lag.samples / a.rate + a.start - b.start, lag.confidence))
+        samples = lag.samples
+        if pauses:
+            refined = pause_lag(a.values, b.values, lag.samples)
+            samples = lag.samples if refined is None else refined
+        pairs.append(PairLag((first, second), samples / a.rate + a.start - b.start, lag.confidence))
     confidence = {n: max((p.confidence for p in pairs if n in p.cameras), default=-1.0) for n in names}
     usable = [p for p in pairs if p.confidence >= min_confidence]
     linked = _linked_to(reference, names, usable)
