@@ -44,11 +44,14 @@ def pause_lag(reference: np.ndarray, signal: np.ndarray, coarse: float) -> Optio
     show within ``MATCH`` samples of the ``coarse`` lag (their depth-weighted mean), or None
     when they share no pause."""
     total, weight = 0.0, 0.0
+    signal_pauses = _pauses(signal)
     for k_ref, depth_ref in _pauses(reference):
-        for k_sig, depth_sig in _pauses(signal):
-            if abs(k_sig + coarse - k_ref) > MATCH:
-                continue
-            shift = _midpoint_shift(_dip_shape(reference, k_ref), _dip_shape(signal, k_sig))
+        matches = [(k, depth) for k, depth in signal_pauses if abs(k + coarse - k_ref) <= MATCH]
+        if not matches:
+            continue
+        shape_ref = _dip_shape(reference, k_ref)
+        for k_sig, depth_sig in matches:
+            shift = _midpoint_shift(shape_ref, _dip_shape(signal, k_sig))
             if shift is not None:
                 w = min(depth_ref, depth_sig)
                 total, weight = total + w * shift, weight + w
