@@ -19,6 +19,7 @@ import torch
 
 from dataparsers.errors import DatasetFormatError
 from dataparsers.iphone.scene_files import listed
+from splat4d.npy import load_npy
 
 
 class DepthWarning(UserWarning):
@@ -78,7 +79,10 @@ class DepthPrior:
     def load(self, index: int, full_size: Tuple[int, int], size: Tuple[int, int]) -> np.ndarray:
         """float32 [H, W] z-depth at ``size`` (W, H) from a file of ``full_size``; 0 = unknown."""
         path = self.files[index]
-        raw = np.load(path)
+        try:
+            raw = load_npy(path)
+        except (OSError, ValueError) as err:
+            raise DatasetFormatError(path, f"cannot be read as a .npy array ({err})") from err
         if raw.ndim == 3 and raw.shape[2] == 1:
             raw = raw[..., 0]
         if raw.ndim != 2 or (raw.shape[1], raw.shape[0]) != tuple(full_size):

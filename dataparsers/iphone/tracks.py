@@ -17,6 +17,7 @@ import torch
 from dataparsers.errors import DatasetFormatError
 from dataparsers.iphone.layout import IPhoneLayout, track_file_to_pixels
 from dataparsers.iphone.scene_files import listed
+from splat4d.npy import load_npy, npy_shape
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class TrackPair:
 def read_track_file(path: Path, num_points: Optional[int] = None) -> np.ndarray:
     """float32 [P, 4] rows (x, y, occlusion logit, expected-distance logit) of one track file."""
     try:
-        rows = np.load(path)
+        rows = load_npy(path)
     except (OSError, ValueError) as err:
         raise DatasetFormatError(path, f"cannot be read as a .npy array ({err})") from err
     check_track_shape(path, rows.shape, num_points)
@@ -84,7 +85,10 @@ class TrackPairs:
 
     def _query_size(self, name: str) -> int:
         path = self.layout.track_file(name, name)
-        shape = np.load(path, mmap_mode="r").shape  # reads the header only
+        try:
+            shape = npy_shape(path)
+        except (OSError, ValueError) as err:
+            raise DatasetFormatError(path, f"cannot be read as a .npy array ({err})") from err
         check_track_shape(path, shape, None)
         return int(shape[0])
 
