@@ -23,9 +23,11 @@ held-out camera at every frame. Per run:
 - training time (wall clock, the velocity-aware init included when not cached yet).
 
 Rows are mean ± std over the seeds. Variants (``--variants``): full, no-lifespan (r ≡ 0,
-FreeTimeGS-like), 4dgs (f ≡ 1, Gaussian temporal opacity), absgs (no custom densification: AbsGS
-throughout), random-init, and the fidelity settings: unit-normalized, lr-run (decays stretched to the run),
-no-opacity-reg, no-lifespan-reg.
+FreeTimeGS's temporal model with our velocity-aware init), freetimegs (r ≡ 0 and FreeTimeGS's init:
+no static/dynamic split, every point at its frame's time), 4dgs (f ≡ 1, Gaussian temporal
+opacity), absgs (no custom densification: AbsGS throughout), random-init, and the fidelity
+settings: unit-normalized, lr-run (decays stretched to the run), no-opacity-reg, no-lifespan-reg,
+and shorter initial supports of the dynamic points (dyn-*).
 """
 
 from __future__ import annotations
@@ -65,9 +67,19 @@ def init_option(name: str, value) -> Override:
     return lambda cfg: setattr(cfg.pipeline.datamanager.init, name, value)
 
 
+def init_mask_option(name: str, value) -> Override:
+    return lambda cfg: setattr(cfg.pipeline.datamanager.init.masks, name, value)
+
+
 VARIANTS: Dict[str, List[Override]] = {
     "full": [],
     "no-lifespan": [model_option("learn_radius", False)],
+    # the paper's flow-only dynamic masks (no plate-change test)
+    "flow-masks": [init_mask_option("change_threshold", 0.0)],
+    "no-lifespan-flow-masks": [model_option("learn_radius", False), init_mask_option("change_threshold", 0.0)],
+    # FreeTimeGS: no lifespan and its init (no static points; the background shell stays static)
+    "freetimegs": [model_option("learn_radius", False), init_mask_option("static_split", False)],
+    "full-no-split": [init_mask_option("static_split", False)],  # the lifespan on FreeTimeGS's init
     "4dgs": [model_option("temporal_model", "4dgs")],
     "absgs": [model_option("densification", "absgs")],
     "random-init": [lambda cfg: setattr(cfg.pipeline.datamanager, "init_method", "random")],
@@ -75,10 +87,11 @@ VARIANTS: Dict[str, List[Override]] = {
     "lr-run": [model_option("lr_schedule", "run")],
     "no-opacity-reg": [model_option("opacity_reg_weight", 0.0)],
     "no-lifespan-reg": [model_option("lifespan_reg_weight", 0.0)],
-    # fast motion: a shorter initial support for dynamic points (flat top r, fall-off σt)
-    "dyn-radius-half": [init_option("dynamic_radius_frames", 0.5)],
-    "dyn-lifespan-1": [init_option("dynamic_lifespan_frames", 1.0)],
-    "no-lifespan-dyn-lifespan-1": [model_option("learn_radius", False), init_option("dynamic_lifespan_frames", 1.0)],
+    # fast motion: the initial support of dynamic points (flat top r, fall-off σt); r ½ is the default
+    "dyn-radius-paper": [init_option("dynamic_radius_frames", 1.0)],
+    "dyn-radius-quarter": [init_option("dynamic_radius_frames", 0.25)],
+    "dyn-radius-zero": [init_option("dynamic_radius_frames", 0.0)],
+    "dyn-lifespan-3": [init_option("dynamic_lifespan_frames", 3.0)],
 }
 METRICS = (
     "psnr",
@@ -200,8 +213,7 @@ class Benchmark:
     scene: Path = DEMO_DATA
     """Scene folder (the demo scene, generated on first use when it is the default)."""
     variants: List[str] = field(default_factory=lambda: ["full", "no-lifespan", "4dgs", "absgs", "random-init"])
-    """Variants to train: any of full, no-lifespan, 4dgs, absgs, random-init, unit-normalized,
-    lr-run, no-opacity-reg, no-lifespan-reg."""
+    """Variants to train: any of VARIANTS (see the module docstring)."""
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
     """Training seeds of every variant."""
     steps: Optional[int] = None

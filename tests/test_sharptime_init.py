@@ -183,9 +183,12 @@ def test_dynamic_velocities_match_gt_motion(synthetic, result):
 
 
 def test_temporal_parameters_and_motion_factor(synthetic, result):
-    lifespan, _ = result  # the default: the lifespan in r, half the sequence (static) or one frame interval
+    lifespan, _ = result  # the default: the lifespan in r, half the sequence (static) or half a frame interval
     np.testing.assert_allclose(lifespan.radii[~lifespan.is_dynamic], 0.5)
-    np.testing.assert_allclose(lifespan.radii[lifespan.is_dynamic], 1.0 / (NUM_FRAMES - 1), rtol=1e-6)
+    np.testing.assert_allclose(lifespan.radii[lifespan.is_dynamic], 0.5 / (NUM_FRAMES - 1), rtol=1e-6)
+    paper = velocity_aware_init(synthetic.frames, quiet(dynamic_radius_frames=1.0))  # the paper's three frames
+    np.testing.assert_allclose(paper.radii[paper.is_dynamic], 1.0 / (NUM_FRAMES - 1), rtol=1e-6)
+    np.testing.assert_array_equal(paper.means, lifespan.means)  # from the same cached geometry
     pts = velocity_aware_init(synthetic.frames, quiet(radius_init="tiny"))  # from the cache
     dyn, sta = pts.is_dynamic, ~pts.is_dynamic
     frame_times = np.linspace(0, 1, NUM_FRAMES)
@@ -372,3 +375,19 @@ def test_config_fields_are_documented():
             if isinstance(node, ast.AnnAssign):
                 nxt = body[i + 1] if i + 1 < len(body) else None
                 assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), node.target.id
+
+
+def test_freetimegs_init_keeps_every_point_at_its_frame(synthetic, result):
+    """masks.static_split False (FreeTimeGS's init): no static points; every triangulated point keeps
+    its frame's time and gets a velocity, about 0 on the static surfaces that most points lie on."""
+    split, _ = result
+    pts = velocity_aware_init(synthetic.frames, quiet(masks=MaskConfig(static_split=False)))
+    assert pts.is_dynamic.all()  # no background shell in quiet(): it would be the only static points
+    frame_times = np.linspace(0, 1, NUM_FRAMES)
+    assert np.abs(pts.times[:, None] - frame_times[None]).min(axis=1).max() < 1e-6
+    assert len(np.unique(np.round(pts.times * (NUM_FRAMES - 1)))) == NUM_FRAMES
+    assert len(pts.means) > split.is_dynamic.sum() + (~split.is_dynamic).sum() // 2  # static ones not merged
+    np.testing.assert_allclose(pts.tscales, 1.0 / (NUM_FRAMES - 1), rtol=1e-6)
+    speed = np.linalg.norm(pts.velocities, axis=1)
+    moving = np.linalg.norm(split.velocities[split.is_dynamic], axis=1)
+    assert np.median(speed) < 0.2 * np.median(moving)

@@ -155,12 +155,13 @@ def _static_points(
     xyz = np.concatenate(gathered.static_xyz) if gathered.static_xyz else np.zeros((0, 3))
     rgb = np.concatenate(gathered.static_rgb) if gathered.static_rgb else np.zeros((0, 3), np.uint8)
     xyz, rgb = voxel_downsample(xyz, rgb, voxel)
-    if len(xyz) and merge.background_points > 0:
+    scene = xyz if len(xyz) else np.concatenate([d.xyz for d in gathered.dynamic] or [np.zeros((0, 3))])
+    if len(scene) and merge.background_points > 0:
         b_xyz, b_rgb = background_shell(
             [read_rgb(p) for p in frames.image_paths[middle]],
             np.asarray(frames.Ks, np.float64),
             np.asarray(frames.w2c, np.float64),
-            np.median(xyz, axis=0),
+            np.median(scene, axis=0),
             merge.background_distance,
             merge.background_pixel_step,
             merge.background_points,

@@ -14,6 +14,7 @@ from typing import Dict, Iterator, List, Optional
 import cv2
 import numpy as np
 
+from sharptime_ns.init.change_masks import ChangeMasker
 from sharptime_ns.init.config import TriangulationConfig, VelocityInitConfig
 from sharptime_ns.init.flow_masks import FlowMasker, flow_mask
 from sharptime_ns.init.images import ImageCache
@@ -68,6 +69,10 @@ class FrameWorker:
             else None
         )
         self.masker = FlowMasker(masks)
+        self.changes = ChangeMasker(frames, masks)
+        if masks.change_threshold > 0:  # the plates, before any fork: computed once, shared by the workers
+            for cam in range(len(frames.camera_names)):
+                self.changes.plate(cam)
         self.cache = ImageCache(frames, masks.flow_max_side)
 
     def __call__(self, k: int) -> FrameResult:
@@ -91,6 +96,9 @@ class FrameWorker:
                     user_count += 1
                 else:
                     mask = flow_mask(self.cache, self.masker, k, c, num_frames, images[c].shape[1])
+                    changed = self.changes.mask(images[c], c)
+                    if changed is not None:
+                        mask = mask | changed
                 masks.append(mask)
                 fractions.append(float(mask.mean()))
         workdir = self.workdir / f"frame_{k:06d}"
@@ -98,6 +106,8 @@ class FrameWorker:
         shutil.rmtree(workdir, ignore_errors=True)  # image copies and database: bounded scratch space
         with timed(timings, "split"):
             is_dyn, depth = split_points(points, masks, images, self.Ks, self.w2c, config.masks.dynamic_vote_fraction)
+            if not config.masks.static_split:
+                is_dyn = np.ones_like(is_dyn)
         return FrameResult(
             static_xyz=points.xyz[~is_dyn],
             static_rgb=points.colors[~is_dyn],
