@@ -19,7 +19,7 @@ epipolar lines (Gauss–Newton): points moving along the lines carry no timing i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -127,10 +127,13 @@ def pair_delay(
     fps: float,
     coarse: float,
     search: float = 1.0,
+    bias_field: bool = False,
 ) -> Optional[PairDelay]:
     """The shift S_B − S_A (seconds) that best puts B's tracks on the epipolar lines of A's
-    (arguments: TrackResiduals). None when no track has two samples inside B's in time or no
-    track fits."""
+    (arguments: TrackResiduals). With ``bias_field`` the residuals are first freed of an affine
+    function of A's image position (fitted to the inliers at every shift tried): what an error
+    of the calibration adds to them does not change with time, unlike what the shift adds.
+    None when no track has two samples inside B's in time or no track fits."""
     if not len(tracks_a) or np.shape(tracks_b)[1] < 3:
         return None
     residuals = TrackResiduals(tracks_a, first_a, tracks_b, first_b, F, fps, coarse, search)
@@ -138,6 +141,41 @@ def pair_delay(
     usable = valid.sum(1) >= 2
     if not usable.any():
         return None
+    best, inliers = _solve(residuals, valid, counts, usable, search)
+    if not inliers.any():
+        return None
+    if bias_field:
+        points = np.asarray(tracks_a, np.float64)
+        scale = max(float(np.ptp(points[..., 0])), float(np.ptp(points[..., 1])), 1.0)
+        design = np.concatenate([np.ones(points.shape[:-1] + (1,)), (points - points.mean((0, 1))) / scale], axis=-1)
+        fit_on = valid & inliers[:, None]
+        if int(fit_on.sum()) > 3 * design.shape[-1]:
+            plain = residuals
+
+            def residuals(g: float) -> np.ndarray:  # noqa: F811 (the bias-free residuals from here on)
+                r = plain(g)
+                coef = np.linalg.lstsq(design[fit_on], r[fit_on], rcond=None)[0]
+                return np.where(valid, r - design @ coef, 0.0)
+
+            best, inliers = _solve(residuals, valid, counts, usable, search)
+            if not inliers.any():
+                return None
+    at_best = residuals(best)
+    # Gauss–Newton standard error: residual variance over the inliers' squared speed across the lines
+    speed = (residuals(best + 0.5 * GRID_STEP) - residuals(best - 0.5 * GRID_STEP)) / GRID_STEP
+    mask = valid & inliers[:, None]
+    samples = int(mask.sum())
+    information = float((speed[mask] ** 2).sum())
+    variance = float((at_best[mask] ** 2).sum()) / max(samples - 1, 1)
+    std = float(np.sqrt(max(variance, 0.01**2) / information)) if information > 0 else float("inf")
+    return PairDelay(coarse + best / fps, best, std, int(inliers.sum()))
+
+
+def _solve(
+    residuals, valid: np.ndarray, counts: np.ndarray, usable: np.ndarray, search: float
+) -> Tuple[float, np.ndarray]:
+    """(shift in frames after the coarse one minimising the robust cost of ``residuals(g)``,
+    [M] inlier tracks)."""
     grid = np.arange(-search, search + GRID_STEP / 2, GRID_STEP)
 
     def cost(g: float) -> float:
@@ -152,15 +190,5 @@ def pair_delay(
         curvature = left - 2 * mid + right
         if curvature > 0:
             best += 0.5 * GRID_STEP * (left - right) / curvature
-    at_best = residuals(best)
-    inliers = usable & (residuals.mean_abs(best) < INLIER)
-    if not inliers.any():
-        return None
-    # Gauss–Newton standard error: residual variance over the inliers' squared speed across the lines
-    speed = (residuals(best + 0.5 * GRID_STEP) - residuals(best - 0.5 * GRID_STEP)) / GRID_STEP
-    mask = valid & inliers[:, None]
-    samples = int(mask.sum())
-    information = float((speed[mask] ** 2).sum())
-    variance = float((at_best[mask] ** 2).sum()) / max(samples - 1, 1)
-    std = float(np.sqrt(max(variance, 0.01**2) / information)) if information > 0 else float("inf")
-    return PairDelay(coarse + best / fps, best, std, int(inliers.sum()))
+    mean_abs = np.abs(residuals(best)).sum(1) / counts
+    return best, usable & (mean_abs < INLIER)

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from dataparsers.rig.epipolar import (
     track_fit,
     undistorted_pixels,
 )
-from dataparsers.rig.sync import ClockShifts, PairLag, least_squares_shifts, linked_to
+from dataparsers.rig.sync import ClockShifts, PairLag, least_squares_errors, least_squares_shifts
 from dataparsers.video import decode_frames
 
 CHANGE = 10
@@ -45,6 +46,8 @@ KLT_SIZE = 9
 """Lucas–Kanade window (pixels; 7 and 3 pyramid levels were worse at 160×120)."""
 FORWARD_BACKWARD = 0.2
 """Pixels a point may miss its start by when tracked one frame forward and back."""
+JACKKNIFE_BLOCKS = 5
+"""Blocks of anchors left out in turn to measure how much a pair's shift depends on its points."""
 
 
 @dataclass
@@ -65,10 +68,12 @@ class EpipolarSettings:
     """Frames are tracked at this width at most (pixels)."""
     min_tracks: int = 6
     """A camera pair needs this many inlier tracks to be used."""
-    max_std: float = 0.02
-    """A camera pair's shift is used only if its estimated standard error is below this (frames;
-    the estimate, from the residuals and the points' speed across the epipolar lines, understates
-    the measured error by 2–3×). Pairs at 160×120 (0.03–0.09) fail it, at 640×480 (≤ 0.011) pass."""
+    max_pair_std: float = 0.1
+    """A camera pair's shift is used only if its standard error is below this (frames): the larger
+    of the Gauss–Newton estimate and the jackknife's over blocks of anchors."""
+    max_std: float = 0.025
+    """A camera keeps its motion-energy shift unless the pairs time it to a standard error below
+    this (frames; least squares over the used pairs weighted by 1 / their standard error)."""
 
 
 @dataclass
@@ -130,15 +135,32 @@ def refine_shifts(
             match({n: tracks[n][k] for n in names}, scaled, frames, anchor, (first, second), fps)
             for k, anchor in enumerate(anchors)
         ]
-        matched = [m for m in matched if m is not None]
-        delay = None
-        if matched:
-            a, first_a, b, first_b = (np.concatenate(parts) for parts in zip(*matched))
-            delay = pair_delay(a, first_a, b, first_b, F, fps, lag)
+        delay = pair_delay_with_spread([m for m in matched if m is not None], F, fps, lag)
         estimates.append(((first, second), delay))
-        if delay is not None and delay.tracks >= settings.min_tracks and delay.std_frames < settings.max_std:
+        if delay is not None and delay.tracks >= settings.min_tracks and delay.std_frames < settings.max_pair_std:
             used.append(PairLag((first, second), delay.shift, 1.0 / max(delay.std_frames, 1e-3)))
     return _combine(coarse, used, estimates, reference, settings)
+
+
+def pair_delay_with_spread(matched: List[tuple], F: np.ndarray, fps: float, lag: float) -> Optional[PairDelay]:
+    """epipolar.pair_delay over the matches of all anchors (in time order), its standard error
+    raised to the jackknife's over ``JACKKNIFE_BLOCKS`` blocks of consecutive anchors (points
+    tracked from neighbouring anchors overlap, so their errors are not independent)."""
+    if not matched:
+        return None
+    delay = pair_delay(*(np.concatenate(parts) for parts in zip(*matched)), F, fps, lag, bias_field=True)
+    blocks = np.array_split(np.arange(len(matched)), min(JACKKNIFE_BLOCKS, len(matched)))
+    if delay is None or len(blocks) < 3:
+        return delay
+    estimates = []
+    for left_out in blocks:
+        rest = [m for k, m in enumerate(matched) if k not in set(left_out.tolist())]
+        partial = pair_delay(*(np.concatenate(parts) for parts in zip(*rest)), F, fps, lag, bias_field=True)
+        if partial is None:
+            return dataclasses.replace(delay, std_frames=float("inf"))
+        estimates.append(partial.correction)
+    spread = float(np.sqrt((len(blocks) - 1) / len(blocks) * np.sum((np.array(estimates) - np.mean(estimates)) ** 2)))
+    return dataclasses.replace(delay, std_frames=max(delay.std_frames, spread))
 
 
 def choose_anchors(
@@ -283,18 +305,18 @@ def _combine(
     coarse: ClockShifts, used: List[PairLag], estimates, reference: str, settings: EpipolarSettings
 ) -> EpipolarSync:
     names = list(coarse.shifts)
-    linked = linked_to(reference, names, used)
-    fallback = [n for n in names if n not in linked]
+    refined = least_squares_shifts(names, used, reference) if used else dict(coarse.shifts)
+    errors = least_squares_errors(names, used, reference)
+    fallback = [n for n in names if n != reference and not errors[n] < settings.max_std]
     reason = ""
     if fallback:
+        detail = ", ".join(f"{n} ({errors[n]:.3f})" for n in fallback)
         reason = (
-            f"cameras {', '.join(fallback)} share no camera pair with ≥ {settings.min_tracks} moving points "
-            f"that time it to a standard error below {settings.max_std} frame (too little motion across the "
-            "epipolar lines, or too few points tracked): they keep their motion-energy shifts"
+            f"cameras {detail} are timed by moving points to a standard error (frames) above {settings.max_std} "
+            "(too little motion across the epipolar lines, or too few points tracked): they keep their "
+            "motion-energy shifts"
         )
-    # each camera tied to its coarse shift at a negligible weight: the fallback cameras stay there
-    anchors = [PairLag((reference, n), coarse.shifts[n], 1e-6) for n in names if n != reference]
-    shifts = least_squares_shifts(names, used + anchors, reference)
+    shifts = {n: coarse.shifts[n] if n in fallback else refined[n] for n in names}
     return EpipolarSync(ClockShifts(shifts, coarse.confidence, coarse.pairs), estimates, fallback, reason)
 
 

@@ -127,16 +127,35 @@ def solve_clock_shifts(
 def least_squares_shifts(names: List[str], pairs: List[PairLag], reference: str) -> Dict[str, float]:
     """Clock shifts S_c (S_reference = 0) that best explain the pairs' shifts, each pair's
     equation weighted by its confidence (for independent errors: 1 / standard error)."""
+    rows, rhs, index = _weighted_system(names, pairs, reference)
+    shifts = np.linalg.lstsq(rows, rhs, rcond=None)[0]
+    shifts -= shifts[index[reference]]
+    return {n: float(shifts[index[n]]) for n in names}
+
+
+def least_squares_errors(names: List[str], pairs: List[PairLag], reference: str) -> Dict[str, float]:
+    """Standard error of each camera's least-squares shift when every pair's confidence is 1 over
+    its standard error (in the unit of those errors); inf where no pair links it to the reference."""
+    rows, _, index = _weighted_system(names, pairs, reference)
+    normal = rows.T @ rows
+    linked = linked_to(reference, names, pairs)
+    keep = [index[n] for n in names if n in linked]
+    covariance = np.linalg.pinv(normal[np.ix_(keep, keep)])
+    errors = {n: float("inf") for n in names}
+    for k, column in enumerate(keep):
+        errors[names[column]] = float(np.sqrt(max(covariance[k, k], 0.0)))
+    return errors
+
+
+def _weighted_system(names: List[str], pairs: List[PairLag], reference: str):
     index = {n: k for k, n in enumerate(names)}
     rows = np.zeros((len(pairs) + 1, len(names)))
     rhs = np.zeros(len(pairs) + 1)
     for row, pair in enumerate(pairs):
         rows[row, index[pair.cameras[1]]], rows[row, index[pair.cameras[0]]] = pair.confidence, -pair.confidence
         rhs[row] = pair.confidence * pair.shift
-    rows[-1, index[reference]] = 1.0  # S_reference = 0
-    shifts = np.linalg.lstsq(rows, rhs, rcond=None)[0]
-    shifts -= shifts[index[reference]]
-    return {n: float(shifts[index[n]]) for n in names}
+    rows[-1, index[reference]] = 1e6  # S_reference = 0 (a hard constraint next to 1 / error weights)
+    return rows, rhs, index
 
 
 def linked_to(reference: str, names: List[str], pairs: List[PairLag]) -> set:
