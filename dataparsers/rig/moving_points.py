@@ -4,15 +4,19 @@
    (its motion energy), far enough from every camera's ends; each camera's anchor frame is the
    one nearest in time by the coarse clock shifts.
 2. Tracks: in a window of ±``half_window`` frames (+1) around each anchor frame, corners in the
-   moving regions (where the window's frames differ from the anchor's), refined to sub-pixel,
-   followed with pyramidal Lucas–Kanade through the window with a forward–backward check, and
-   described with SIFT at the anchor frame.
-3. Matches per pair and anchor: mutual nearest SIFT descriptors among the tracks of B near the
-   epipolar line of A's (coarse alignment, a generous gate that grows with B's speed).
-4. Per pair the shift that puts B's tracks on A's epipolar lines (epipolar.pair_delay); pairs
-   with enough inlier tracks and a standard error below ``max_std`` frames are solved for one
-   clock shift per camera (sync.least_squares_shifts, weights 1 / standard error); a camera that
-   no such pair links to the reference keeps its coarse shift, with the reason logged.
+   moving regions (where the window's frames differ from the anchor's), refined to sub-pixel
+   and followed with pyramidal Lucas–Kanade through the window with a forward–backward check.
+3. Matches per pair and anchor (``match``): B's tracks near the epipolar line of an A track at
+   the anchor instant, confirmed by the other cameras (a track where the point triangulated from
+   A and B projects) and by staying on A's epipolar lines through the window. Descriptors do
+   not tell the views' points apart here: the moving things are small and textured with
+   repeating patterns, and neighbouring corners on one epipolar line look alike.
+4. Per pair the shift that puts B's tracks on A's epipolar lines (epipolar.pair_delay, with the
+   calibration's bias field removed); its standard error is the larger of the Gauss–Newton one
+   and the jackknife's over blocks of anchors. Pairs with enough inlier tracks and a standard
+   error below ``max_pair_std`` are solved for one clock shift per camera
+   (sync.least_squares_shifts, weights 1 / standard error); a camera whose least-squares
+   standard error is above ``max_std`` keeps its coarse shift, with the reason logged.
 """
 
 from __future__ import annotations
@@ -84,8 +88,6 @@ class CameraTracks:
     """[N, L, 2] OpenCV pixel coordinates at tracking resolution."""
     undistorted: np.ndarray
     """[N, L, 2] undistorted pixels (pixel centres at +0.5) at tracking resolution."""
-    descriptors: np.ndarray
-    """[N, 128] SIFT at the anchor frame."""
 
 
 @dataclass(frozen=True)
@@ -212,12 +214,8 @@ def camera_tracks(frames: List[np.ndarray], first: int, anchor: int, calib: Cali
     keep = complete & moving
     if keep.sum() < 2:
         return None
-    keypoints = [cv2.KeyPoint(float(x), float(y), 8.0) for x, y in points[keep, anchor]]
-    keypoints, descriptors = cv2.SIFT_create().compute(base, keypoints)
-    if descriptors is None or len(keypoints) != int(keep.sum()):
-        return None
     points = points[keep].astype(np.float64)
-    return CameraTracks(first, points, undistorted_pixels(points, calib), descriptors)
+    return CameraTracks(first, points, undistorted_pixels(points, calib))
 
 
 def at_instant(tracks: CameraTracks, frame: float) -> Tuple[np.ndarray, np.ndarray]:
