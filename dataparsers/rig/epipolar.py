@@ -11,9 +11,11 @@ For one pair of cameras with a coarse shift D₀ (S_B − S_A, seconds) and matc
 same physical point followed a few frames in each video, in undistorted pixel coordinates),
 the residual of a track at A's frame t is the signed distance of b(t − D·fps), B's track
 interpolated in time (cubic), from the epipolar line F·a(t). We minimise a robust (Cauchy) sum
-of these residuals over D on a fine grid within ±``search`` frames of D₀, refine by a parabola,
-and estimate the shift's standard error from the inliers' residuals and their speed across the
-epipolar lines (Gauss–Newton): points moving along the lines carry no timing information.
+of these residuals over D on a grid within ±``search`` frames of D₀ (0.05 frame, then 0.01 near
+the best), refine by a parabola, and estimate the shift's standard error from the inliers'
+residuals and their speed across the epipolar lines (Gauss–Newton): points moving along the
+lines carry no timing information. An error of the calibration moves the lines by a static,
+smoothly varying amount, which ``bias_field`` removes (an affine function of the image position).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ CAUCHY_SCALE = 0.5
 INLIER = 1.5
 """Pixels: a track whose mean |residual| at the solution is below this is an inlier."""
 GRID_STEP = 0.01
-"""Frames between the shifts tried on the grid."""
+"""Frames between the shifts tried near the best of the coarse grid."""
+COARSE_STEP = 0.05
+"""Frames between the shifts tried over the whole search."""
 
 
 @dataclass(frozen=True)
@@ -176,12 +180,15 @@ def _solve(
 ) -> Tuple[float, np.ndarray]:
     """(shift in frames after the coarse one minimising the robust cost of ``residuals(g)``,
     [M] inlier tracks)."""
-    grid = np.arange(-search, search + GRID_STEP / 2, GRID_STEP)
 
     def cost(g: float) -> float:
         rho = np.log1p((residuals(g) / CAUCHY_SCALE) ** 2)
         return float(((rho * valid).sum(1) / counts * usable).sum())
 
+    # coarse to fine: every COARSE_STEP over the search, then every GRID_STEP near the best
+    coarse_grid = np.arange(-search, search + COARSE_STEP / 2, COARSE_STEP)
+    centre = float(coarse_grid[int(np.argmin([cost(g) for g in coarse_grid]))])
+    grid = np.arange(centre - COARSE_STEP, centre + COARSE_STEP + GRID_STEP / 2, GRID_STEP)
     costs = np.array([cost(g) for g in grid])
     k = int(np.argmin(costs))
     best = float(grid[k])

@@ -120,15 +120,17 @@ def refine_shifts(
         return EpipolarSync(coarse, [], names, reason)
     scaled = {n: _tracking_calibration(calibrations[n], settings.max_width) for n in names}
     tracks: Dict[str, List[Optional[CameraTracks]]] = {}
+    length = 2 * settings.half_window + 3
     for name in names:
-        tracks[name] = []
-        for anchor in anchors:
-            centre = int(round(anchor - frames[name]))
-            window = _decode(
-                videos[name], centre - settings.half_window - 1, 2 * settings.half_window + 3, scaled[name]
-            )
-            first_frame = centre - settings.half_window - 1
-            tracks[name].append(camera_tracks(window, first_frame, settings.half_window + 1, scaled[name]))
+        starts = [int(round(anchor - frames[name])) - settings.half_window - 1 for anchor in anchors]
+        decoded = _decode(videos[name], starts, length, scaled[name])
+        windows = [[decoded.get(k) for k in range(start, start + length)] for start in starts]
+        tracks[name] = [
+            camera_tracks(window, start, settings.half_window + 1, scaled[name])
+            if all(f is not None for f in window)
+            else None
+            for window, start in zip(windows, starts)
+        ]
     estimates, used = [], []
     for first, second in itertools.combinations(names, 2):
         F = fundamental_matrix(scaled[first], scaled[second])
@@ -325,11 +327,20 @@ def _tracking_calibration(calib: Calibration, max_width: int) -> Calibration:
     return Calibration(K, np.asarray(calib.distortion, np.float64), calib.w2c, width, height)
 
 
-def _decode(path: Path, first: int, count: int, calib: Calibration) -> List[np.ndarray]:
-    frames = []
-    for _, rgb in decode_frames(path, max(first, 0), count):
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        if grey.shape[1] != calib.width:
-            grey = cv2.resize(grey, (calib.width, calib.height), interpolation=cv2.INTER_AREA)
-        frames.append(grey)
-    return frames if first >= 0 and len(frames) == count else []
+def _decode(path: Path, starts: List[int], length: int, calib: Calibration) -> Dict[int, np.ndarray]:
+    """Grey frames at tracking size of the windows ``start`` … ``start + length − 1`` by index;
+    overlapping windows are decoded in one pass."""
+    frames: Dict[int, np.ndarray] = {}
+    runs: List[List[int]] = []
+    for start in sorted(max(s, 0) for s in starts):
+        if runs and start <= runs[-1][1]:
+            runs[-1][1] = max(runs[-1][1], start + length)
+        else:
+            runs.append([start, start + length])
+    for first, end in runs:
+        for index, rgb in decode_frames(path, first, end - first):
+            grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+            if grey.shape[1] != calib.width:
+                grey = cv2.resize(grey, (calib.width, calib.height), interpolation=cv2.INTER_AREA)
+            frames[index] = grey
+    return frames
