@@ -312,8 +312,8 @@ def refine_sync(
             energy = scans[reference].motion_energy
             frames = {n: s.num_frames for n, s in scans.items()}
             result = refine_shifts(videos, frames, energy, coarse, calibrations, fps, reference, cmd.epipolar)
-        used = len(videos) - len(result.fallback)
-        note = f"epipolar: {used} of {len(videos)} cameras timed by moving points"
+        timed = len(videos) - 1 - len(result.fallback)
+        note = f"epipolar: {timed} of {len(videos) - 1} cameras timed against {reference} by moving points"
         cached = {"shifts": result.shifts.shifts, "note": note + (f"; {result.reason}" if result.reason else "")}
         stages.save_json(work, "refine", key, cached)
     if "; " in cached["note"]:
