@@ -316,8 +316,7 @@ def refine_sync(
         note = f"epipolar: {timed} of {len(videos) - 1} cameras timed against {reference} by moving points"
         cached = {"shifts": result.shifts.shifts, "note": note + (f"; {result.reason}" if result.reason else "")}
         stages.save_json(work, "refine", key, cached)
-    if "; " in cached["note"]:
-        console.print(f"refine: {cached['note']}", markup=False, highlight=False)
+    console.print(f"refine: {cached['note']}", markup=False, highlight=False)
     return ClockShifts(cached["shifts"], coarse.confidence, coarse.pairs), cached["note"]
 
 
