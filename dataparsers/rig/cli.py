@@ -8,6 +8,8 @@ Stages (each cached in ``<out>/rig_work`` under a hash of its inputs, so a rerun
 2. sync: per-camera clock offsets from the audio tracks (all videos have one) or else from the
    motion energy, to a fraction of a frame, with a confidence per camera;
 3. calibrate: pycolmap structure-from-motion on each camera's temporal-median image;
+3b. refine (video sync only): sub-frame shifts from moving points on the calibrated epipolar
+   lines (moving_points.py), where they time a camera more precisely than the motion energy;
 4. write: videos/, optimized/{intri,extri}.yml and optimized/sync.json (see writer.py).
 A summary (offsets, confidences, reprojection errors) is written to ``<out>/rig.json``.
 """
@@ -39,6 +41,7 @@ from dataparsers.rig.calibration import (
     median_plate,
 )
 from dataparsers.rig.media import VideoScan, decode_audio, scan_video
+from dataparsers.rig.moving_points import EpipolarSettings, refine_shifts
 from dataparsers.rig.sync import ClockShifts, PairLag, solve_clock_shifts
 from dataparsers.rig.writer import frame_range, write_scene
 
@@ -82,6 +85,7 @@ class RigCommand:
     sfm_max_size: int = 1600
     """Longer side of the images structure-from-motion sees (pixels)."""
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    epipolar: EpipolarSettings = field(default_factory=EpipolarSettings)
     known_distance: Optional[Tuple[str, str, float]] = None
     """CAM_A CAM_B METRES: the distance between two cameras' centres, for a metric scale
     (None: the reconstruction's arbitrary scale)."""
@@ -105,6 +109,8 @@ class RigSummary:
     first_frame: Dict[str, int]
     frame_count: int
     metric_scale: Optional[float]
+    sync_refinement: str = ""
+    """Video sync only: what the epipolar refinement did (or why cameras kept their shifts)."""
 
 
 def main() -> None:
@@ -149,6 +155,9 @@ def build_rig_scene(cmd: RigCommand, console: Console) -> RigSummary:
 
     shifts, source = synchronise(videos, scans, scan_keys, reference, cmd, work, console)
     cameras = calibrate_rig(scans, scan_keys, cmd, work, console)
+    refinement = ""
+    if source == "video" and cmd.epipolar.enabled:
+        shifts, refinement = refine_sync(videos, scans, scan_keys, shifts, cameras, reference, fps, cmd, work, console)
     scale = None
     if cmd.known_distance is not None:
         scale = apply_metric_scale(cameras, *cmd.known_distance)
@@ -168,6 +177,7 @@ def build_rig_scene(cmd: RigCommand, console: Console) -> RigSummary:
         first_frame=frames.first,
         frame_count=frames.count,
         metric_scale=scale,
+        sync_refinement=refinement,
     )
     calibration = {n: _calibration_json(c.calibration) for n, c in cameras.items()}
     write_key = stages.stage_key(
@@ -274,6 +284,40 @@ def calibrate_rig(
         cameras = calibrate(plates, sizes, work / "colmap", cmd.calibration)
     stages.save_json(work, "calibration", key, {n: _camera_json(c) for n, c in cameras.items()})
     return cameras
+
+
+def refine_sync(
+    videos: Dict[str, Path],
+    scans: Dict[str, VideoScan],
+    scan_keys: Dict[str, str],
+    coarse: ClockShifts,
+    cameras: Dict[str, CameraCalibration],
+    reference: str,
+    fps: float,
+    cmd: RigCommand,
+    work: Path,
+    console: Console,
+) -> Tuple[ClockShifts, str]:
+    """The video sync refined by moving points on the calibrated epipolar lines (cached)."""
+    calibrations = {n: c.calibration for n, c in cameras.items()}
+    key = stages.stage_key(
+        scans=scan_keys,
+        coarse=coarse.shifts,
+        calibration={n: _calibration_json(c) for n, c in calibrations.items()},
+        settings=asdict(cmd.epipolar),
+    )
+    cached = stages.load_json(work, "refine", key)
+    if cached is None:
+        with console.status("refine: timing moving points on the epipolar lines"):
+            energy = scans[reference].motion_energy
+            frames = {n: s.num_frames for n, s in scans.items()}
+            result = refine_shifts(videos, frames, energy, coarse, calibrations, fps, reference, cmd.epipolar)
+        timed = len(videos) - 1 - len(result.fallback)
+        note = f"epipolar: {timed} of {len(videos) - 1} cameras timed against {reference} by moving points"
+        cached = {"shifts": result.shifts.shifts, "note": note + (f"; {result.reason}" if result.reason else "")}
+        stages.save_json(work, "refine", key, cached)
+    console.print(f"refine: {cached['note']}", markup=False, highlight=False)
+    return ClockShifts(cached["shifts"], coarse.confidence, coarse.pairs), cached["note"]
 
 
 def print_summary(summary: RigSummary, console: Console) -> None:

@@ -113,7 +113,7 @@ def solve_clock_shifts(
         pairs.append(PairLag((first, second), samples / a.rate + a.start - b.start, lag.confidence))
     confidence = {n: max((p.confidence for p in pairs if n in p.cameras), default=-1.0) for n in names}
     usable = [p for p in pairs if p.confidence >= min_confidence]
-    linked = _linked_to(reference, names, usable)
+    linked = linked_to(reference, names, usable)
     unlinked = [n for n in names if n not in linked]
     if unlinked:
         detail = ", ".join(f"{n} (best correlation {confidence[n]:.2f})" for n in unlinked)
@@ -121,19 +121,44 @@ def solve_clock_shifts(
             f"cannot determine the time offsets of cameras {detail}: no signal correlates with the other "
             f"cameras' by at least {min_confidence} within ±{max_shift} s"
         )
-    index = {n: k for k, n in enumerate(names)}
-    rows = np.zeros((len(usable) + 1, len(names)))
-    rhs = np.zeros(len(usable) + 1)
-    for row, pair in enumerate(usable):
-        rows[row, index[pair.cameras[1]]], rows[row, index[pair.cameras[0]]] = pair.confidence, -pair.confidence
-        rhs[row] = pair.confidence * pair.shift
-    rows[-1, index[reference]] = 1.0  # S_reference = 0
+    return ClockShifts(least_squares_shifts(names, usable, reference), confidence, pairs)
+
+
+def least_squares_shifts(names: List[str], pairs: List[PairLag], reference: str) -> Dict[str, float]:
+    """Clock shifts S_c (S_reference = 0) that best explain the pairs' shifts, each pair's
+    equation weighted by its confidence (for independent errors: 1 / standard error)."""
+    rows, rhs, index = _weighted_system(names, pairs, reference)
     shifts = np.linalg.lstsq(rows, rhs, rcond=None)[0]
     shifts -= shifts[index[reference]]
-    return ClockShifts({n: float(shifts[index[n]]) for n in names}, confidence, pairs)
+    return {n: float(shifts[index[n]]) for n in names}
 
 
-def _linked_to(reference: str, names: List[str], pairs: List[PairLag]) -> set:
+def least_squares_errors(names: List[str], pairs: List[PairLag], reference: str) -> Dict[str, float]:
+    """Standard error of each camera's least-squares shift when every pair's confidence is 1 over
+    its standard error (in the unit of those errors); inf where no pair links it to the reference."""
+    rows, _, index = _weighted_system(names, pairs, reference)
+    normal = rows.T @ rows
+    linked = linked_to(reference, names, pairs)
+    keep = [index[n] for n in names if n in linked]
+    covariance = np.linalg.pinv(normal[np.ix_(keep, keep)])
+    errors = {n: float("inf") for n in names}
+    for k, column in enumerate(keep):
+        errors[names[column]] = float(np.sqrt(max(covariance[k, k], 0.0)))
+    return errors
+
+
+def _weighted_system(names: List[str], pairs: List[PairLag], reference: str):
+    index = {n: k for k, n in enumerate(names)}
+    rows = np.zeros((len(pairs) + 1, len(names)))
+    rhs = np.zeros(len(pairs) + 1)
+    for row, pair in enumerate(pairs):
+        rows[row, index[pair.cameras[1]]], rows[row, index[pair.cameras[0]]] = pair.confidence, -pair.confidence
+        rhs[row] = pair.confidence * pair.shift
+    rows[-1, index[reference]] = 1e6  # S_reference = 0 (a hard constraint next to 1 / error weights)
+    return rows, rhs, index
+
+
+def linked_to(reference: str, names: List[str], pairs: List[PairLag]) -> set:
     linked, frontier = {reference}, [reference]
     while frontier:
         current = frontier.pop()
