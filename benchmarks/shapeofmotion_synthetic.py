@@ -22,6 +22,7 @@ and the same initialization, cached in the scene):
   opacity reset / split as the reference);
 - per-Gaussian translation: ``motion_model="per_gaussian_translation"``;
 - no 2D-track loss: ``w_track = 0``;
+- ``coefs_frozen`` / ``bases_lr10`` (not default rows): full with the coefficient logits' learning rate 0 / the bases' ×10;
 - reference recipe off: config.pre_issue13_recipe (1 frame per step with the same step numbers
   of the control schedule, so control ends after 8× fewer renders; one set of learning rates,
   eps 1e-15, scale decay over 30k steps, clamped resets, sampled splits), 8× the steps.
@@ -96,6 +97,17 @@ def pre_issue13(cfg: TrainerConfig) -> TrainerConfig:
     return pre_issue13_recipe(cfg)
 
 
+def with_learning_rates(**factors: float) -> Callable[[TrainerConfig], TrainerConfig]:
+    """The full model with the learning rates of the named optimizer groups multiplied."""
+
+    def change(cfg: TrainerConfig) -> TrainerConfig:
+        for group, factor in factors.items():
+            cfg.optimizers[group]["optimizer"].lr *= factor
+        return cfg
+
+    return change
+
+
 def with_model(**fields) -> Callable[[TrainerConfig], TrainerConfig]:
     def change(cfg: TrainerConfig) -> TrainerConfig:
         for name, value in fields.items():
@@ -130,6 +142,10 @@ class Benchmark:
     """Static points of the initialization."""
     init_optim_steps: int = 1000
     """Steps of the initialization's fit of the motion bases."""
+    num_bases: int = 10
+    """k-means clusters / motion bases of the initialization (the reference's num_motion_bases)."""
+    coef_init: str = "distance"
+    """InitConfig.coef_init (distance: the reference's)."""
     max_eval_frames: int = 12
     """Annotated frames of the tracking metrics (all ordered pairs are evaluated)."""
     max_eval_images: int = 24
@@ -149,6 +165,11 @@ class Benchmark:
             "per_gaussian": ("per-Gaussian translation", with_model(motion_model="per_gaussian_translation")),
             "no_track": ("no 2D-track loss", with_model(w_track=0.0)),
             "recipe_off": ("reference recipe off (before issue 13)", pre_issue13),
+            "coefs_frozen": ("full, motion coefficients frozen", with_learning_rates(motion_coefs=0.0)),
+            "bases_lr10": (
+                "full, motion-basis learning rates ×10",
+                with_learning_rates(motion_rots=10, motion_transls=10),
+            ),
         }
 
     def main(self) -> List[Dict]:
@@ -225,6 +246,8 @@ class Benchmark:
         return InitConfig(
             num_dynamic=self.num_dynamic,
             num_static=self.num_static,
+            num_bases=self.num_bases,
+            coef_init=self.coef_init,  # type: ignore[arg-type]
             min_cluster_points=20,
             optim_steps=self.init_optim_steps,
         )

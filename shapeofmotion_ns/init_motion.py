@@ -5,7 +5,9 @@ init_motion_params_with_procrustes, sample_initial_bases_centers and run_initial
    interpolated linearly); small clusters are dropped.
 2. Each cluster's basis is, per frame, the weighted SE(3) Procrustes fit taking its points at the
    canonical frame to that frame; frames with too little weight copy the previous fit.
-3. Coefficient logits are 10·exp(−‖μ − centre_b‖) to the clusters' median canonical positions.
+3. Coefficient logits are 10·exp(−‖μ − centre_b‖) to the clusters' median canonical positions
+   (``coef_init="distance"``, the reference), or 10 on the track's own cluster and 0 on the
+   others (``"cluster"``; tracks of dropped clusters keep the distance logits).
 4. A short optimization fits bases, coefficients and canonical means to the tracks (3D L1,
    reprojection, coefficient sparsity, smoothness and z-acceleration).
 
@@ -111,7 +113,13 @@ def fit_cluster_bases(
 
 
 def initial_motion(
-    tracks: Tracks3D, canonical: int, num_bases: int, min_cluster_points: int, min_mean_weight: float, seed: int
+    tracks: Tracks3D,
+    canonical: int,
+    num_bases: int,
+    min_cluster_points: int,
+    min_mean_weight: float,
+    seed: int,
+    coef_init: str = "distance",
 ) -> MotionInit:
     """Steps 1–3 of the module docstring (tracks in the normalized frame)."""
     labels = cluster_by_velocity(tracks.xyz, tracks.visible, num_bases, seed)
@@ -128,6 +136,11 @@ def initial_motion(
     means = tracks.xyz[:, canonical]
     centres = torch.stack([means[labels == c].median(dim=0).values for c in clusters])
     coef_logits = 10 * torch.exp(-torch.cdist(means, centres))  # w_gb = 10·exp(−‖μ_g − centre_b‖)
+    if coef_init == "cluster":  # w_gb = 10 on the track's own cluster, 0 elsewhere
+        own = labels[:, None] == torch.tensor(clusters)[None]
+        coef_logits = torch.where(own.any(dim=1, keepdim=True), 10.0 * own.float(), coef_logits)
+    elif coef_init != "distance":
+        raise ValueError(f"coef_init must be 'distance' or 'cluster', got {coef_init!r}")
     rots, transls = fit_cluster_bases(tracks, labels, clusters, canonical, min_mean_weight)
     return MotionInit(rots, transls, coef_logits, means.clone())
 

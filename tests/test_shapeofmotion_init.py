@@ -15,7 +15,14 @@ from dataparsers.iphone.dataset import IPhoneDataset
 from dataparsers.iphone.layout import IPhoneLayout
 from shapeofmotion_ns import init as init_module
 from shapeofmotion_ns.init import InitConfig, cached_initialize_scene, initialize_scene, quats_from_normals
-from shapeofmotion_ns.init_motion import fill_missing, fit_cluster_bases, initial_motion, optimize_motion, solve_se3
+from shapeofmotion_ns.init_motion import (
+    cluster_by_velocity,
+    fill_missing,
+    fit_cluster_bases,
+    initial_motion,
+    optimize_motion,
+    solve_se3,
+)
 from shapeofmotion_ns.iphone_frames import training_frames
 from shapeofmotion_ns.lift import PriorWarning, Tracks3D, lift_tracks
 from shapeofmotion_ns.motion import bases_at, blend, move_means, rotation_6d_to_matrix
@@ -91,6 +98,21 @@ def test_initial_motion_separates_and_fits_two_rigid_bodies():
     K = torch.tensor([[100.0, 0, 50], [0, 100, 50], [0, 0, 1]]).expand(6, 3, 3)
     refined = optimize_motion(motion, tracks, w2c, K, steps=60)
     assert (trajectories(refined, torch.arange(6)) - tracks.xyz).norm(dim=-1).mean() < error.mean()
+
+
+def test_cluster_coefficient_init_puts_each_track_on_its_own_basis():
+    tracks, n = two_rigid_bodies()
+    args = dict(canonical=0, num_bases=2, min_cluster_points=100, min_mean_weight=0.1, seed=0)
+    distance = initial_motion(tracks, **args)
+    cluster = initial_motion(tracks, **args, coef_init="cluster")
+    # same bases; logits 10 on the track's own k-means cluster (both are kept: basis b = cluster b), 0 elsewhere
+    assert torch.equal(cluster.rots, distance.rots) and torch.equal(cluster.transls, distance.transls)
+    labels = cluster_by_velocity(tracks.xyz, tracks.visible, num_clusters=2, seed=0)
+    assert torch.equal(cluster.coef_logits, 10.0 * torch.nn.functional.one_hot(labels, 2).float())
+    assert torch.softmax(cluster.coef_logits, dim=1).max(dim=1).values.min() > 0.9999
+    assert distance.coef_logits.softmax(dim=1).max(dim=1).values.min() < 0.9999  # the reference's is softer
+    with pytest.raises(ValueError, match="coef_init"):
+        initial_motion(tracks, **args, coef_init="nearest")
 
 
 def test_procrustes_copies_the_previous_frame_without_enough_weight():
