@@ -16,16 +16,14 @@ import numpy as np
 
 from dataparsers.images import read_rgb
 from sharptime_ns.init.config import MaskConfig
-from sharptime_ns.init.images import flow_resolution
+from sharptime_ns.init.flow_masks import scaled_kernel
+from sharptime_ns.init.images import to_flow_size
 from sharptime_ns.init.inputs import MultiViewFrames
 
 
 def to_flow_rgb(rgb: np.ndarray, max_side: int) -> np.ndarray:
     """uint8 RGB at the flow resolution, box-blurred over 3 pixels (the change test's input)."""
-    w, h = flow_resolution(rgb.shape[1], rgb.shape[0], max_side)
-    if (w, h) != (rgb.shape[1], rgb.shape[0]):
-        rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-    return cv2.blur(rgb, (3, 3))
+    return cv2.blur(to_flow_size(rgb, max_side), (3, 3))
 
 
 def plate_frames(num_frames: int, count: int) -> np.ndarray:
@@ -58,7 +56,7 @@ class ChangeMasker:
         mask = (diff > c.change_threshold).astype(np.uint8)
         scale = mask.shape[1] / rgb.shape[1]
         for op, size in ((cv2.MORPH_OPEN, c.morph_open), (cv2.MORPH_DILATE, c.mask_dilate)):
-            k = int(round(size * scale))
-            if k >= 2:
-                mask = cv2.morphologyEx(mask, op, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+            k = scaled_kernel(size, scale)
+            if k is not None:
+                mask = cv2.morphologyEx(mask, op, k)
         return mask.astype(bool)

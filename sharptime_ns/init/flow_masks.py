@@ -18,6 +18,13 @@ from sharptime_ns.init.images import ImageCache
 from splat4d.optical_flow import farneback_flow
 
 
+def scaled_kernel(size_px: int, scale: float) -> Optional[np.ndarray]:
+    """Elliptic structuring element of ``size_px`` stored-image pixels at a resolution ``scale``
+    times the stored one; None when it would be smaller than 2 pixels (no operation)."""
+    k = int(round(size_px * scale))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 2 else None
+
+
 class FlowMasker:
     """Optical-flow magnitude between consecutive frames of one camera → cleaned dynamic mask."""
 
@@ -71,14 +78,8 @@ class FlowMasker:
         changed = np.stack([ch for _, ch in evidence]).any(axis=0)
         scale = mask.shape[1] / full_width
 
-        def kernel(size_px: int) -> Optional[np.ndarray]:
-            k = int(round(size_px * scale))
-            if k < 2:
-                return None
-            return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-
         for op, size in ((cv2.MORPH_OPEN, c.morph_open), (cv2.MORPH_CLOSE, c.morph_close)):
-            k = kernel(size)
+            k = scaled_kernel(size, scale)
             if k is not None:
                 mask = cv2.morphologyEx(mask, op, k)
         if mask.any() and (c.min_mask_component > 0 or c.min_changed_fraction > 0):
@@ -88,7 +89,7 @@ class FlowMasker:
             keep = (area >= c.min_mask_component * mask.size) & (changed_area >= c.min_changed_fraction * area)
             keep[0] = False
             mask = keep[labels].astype(np.uint8)
-        k = kernel(c.mask_dilate)
+        k = scaled_kernel(c.mask_dilate, scale)
         if k is not None:
             mask = cv2.dilate(mask, k)
         return mask.astype(bool)

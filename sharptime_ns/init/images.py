@@ -17,13 +17,17 @@ def flow_resolution(width: int, height: int, max_side: int) -> Tuple[int, int]:
     return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
 
 
+def to_flow_size(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``image`` (gray or RGB) downscaled to the flow resolution (unchanged when already there)."""
+    w, h = flow_resolution(image.shape[1], image.shape[0], max_side)
+    if (w, h) != (image.shape[1], image.shape[0]):
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    return image
+
+
 def to_flow_gray(rgb: np.ndarray, max_side: int) -> np.ndarray:
     """Grayscale uint8 image at flow resolution."""
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    w, h = flow_resolution(rgb.shape[1], rgb.shape[0], max_side)
-    if (w, h) != (rgb.shape[1], rgb.shape[0]):
-        gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
-    return gray
+    return to_flow_size(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), max_side)
 
 
 class ImageCache:
