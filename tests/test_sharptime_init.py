@@ -114,6 +114,9 @@ def test_user_mask_lookup_and_sampling(tmp_path):
     by_index = masks.load(0, 3, Path("images/camA/frame_x.jpg"))  # by frame index
     assert by_index is not None and by_index[:, 4:].all() and not by_index[:, :4].any()
     assert masks.load(1, 0, Path("images/camB/000012.jpg")) is None  # missing → flow fallback
+    assert masks.covers(0, [Path("images/camA/000012.jpg"), Path("images/camA/x.jpg")]) is False  # frame 1: none
+    assert masks.covers(0, [Path("images/camA/000012.jpg")] * 4)  # frames 0-3: by stem (and frame 3 by index)
+    assert not masks.covers(1, [Path("images/camB/000012.jpg")])
     # a 6×8 mask sampled with pixel coordinates of a 60×80 image; outside / NaN → False
     xy = np.array([[10.0, 10.0], [70.0, 50.0], [-1.0, 5.0], [np.nan, 1.0]])
     assert sample_mask(by_index, xy, 80, 60).tolist() == [False, True, False, False]
@@ -274,6 +277,8 @@ def test_user_masks_are_used(synthetic, result, tmp_path):
             p.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(p), synthetic.gt[f, c].dynamic_mask.astype(np.uint8) * 255)
     pts = velocity_aware_init(frames, quiet())
+    # every camera covered by the user's masks: no plate is computed for the change masks
+    assert frames_mod.FrameWorker(frames, quiet(), tmp_path / "work", 0).changes.plates == {}
     accuracy, dyn_precision, _ = split_accuracy(synthetic, pts)
     assert accuracy > 0.95 and dyn_precision > 0.95
     assert accuracy > split_accuracy(synthetic, pts_flow)[0]
@@ -381,7 +386,9 @@ def test_freetimegs_init_keeps_every_point_at_its_frame(synthetic, result):
     """masks.static_split False (FreeTimeGS's init): no static points; every triangulated point keeps
     its frame's time and gets a velocity, about 0 on the static surfaces that most points lie on."""
     split, _ = result
-    pts = velocity_aware_init(synthetic.frames, quiet(masks=MaskConfig(static_split=False)))
+    no_split = quiet(masks=MaskConfig(static_split=False))
+    pts = velocity_aware_init(synthetic.frames, no_split)
+    assert frames_mod.FrameWorker(synthetic.frames, no_split, Path("unused"), 0).changes.plates == {}  # no masks
     assert pts.is_dynamic.all()  # no background shell in quiet(): it would be the only static points
     frame_times = np.linspace(0, 1, NUM_FRAMES)
     assert np.abs(pts.times[:, None] - frame_times[None]).min(axis=1).max() < 1e-6

@@ -70,9 +70,10 @@ class FrameWorker:
         )
         self.masker = FlowMasker(masks)
         self.changes = ChangeMasker(frames, masks)
-        if masks.change_threshold > 0:  # the plates, before any fork: computed once, shared by the workers
-            for cam in range(len(frames.camera_names)):
-                self.changes.plate(cam)
+        if masks.change_threshold > 0 and masks.static_split:  # the plates, before any fork: computed once,
+            for cam in range(len(frames.camera_names)):  # shared by the workers; none where the user's masks cover
+                if self.user_masks is None or not self.user_masks.covers(cam, [p[cam] for p in frames.image_paths]):
+                    self.changes.plate(cam)
         self.cache = ImageCache(frames, masks.flow_max_side)
 
     def __call__(self, k: int) -> FrameResult:
@@ -90,7 +91,7 @@ class FrameWorker:
             check_intrinsics(self.Ks, images, frames.camera_names)
         masks, fractions, user_count = [], [], 0
         with timed(timings, "masks"):
-            for c in range(num_cams):
+            for c in range(num_cams if config.masks.static_split else 0):  # no split: no masks needed
                 mask = self.user_masks.load(c, k, frames.image_paths[k][c]) if self.user_masks is not None else None
                 if mask is not None:
                     user_count += 1
@@ -105,6 +106,8 @@ class FrameWorker:
         points = triangulate_frame(images, self.Ks, self.w2c, workdir, config.triangulation, config.seed, timings)
         shutil.rmtree(workdir, ignore_errors=True)  # image copies and database: bounded scratch space
         with timed(timings, "split"):
+            if not config.masks.static_split:  # the points' depths only: every point is dynamic
+                masks = [np.zeros(image.shape[:2], bool) for image in images]
             is_dyn, depth = split_points(points, masks, images, self.Ks, self.w2c, config.masks.dynamic_vote_fraction)
             if not config.masks.static_split:
                 is_dyn = np.ones_like(is_dyn)

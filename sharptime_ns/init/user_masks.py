@@ -53,6 +53,10 @@ class UserMasks:
             p = self.by_index[cam].get(frame)
         return p
 
+    def covers(self, cam: int, image_paths: Sequence[Path]) -> bool:
+        """Every frame of camera ``cam`` (``image_paths[k]`` its image of frame k) has a mask."""
+        return all(self.path(cam, k, p) is not None for k, p in enumerate(image_paths))
+
     def load(self, cam: int, frame: int, image_path: Path) -> Optional[np.ndarray]:
         p = self.path(cam, frame, image_path)
         if p is None:
