@@ -22,7 +22,11 @@ and the same initialization, cached in the scene):
   opacity reset / split as the reference);
 - per-Gaussian translation: ``motion_model="per_gaussian_translation"``;
 - no 2D-track loss: ``w_track = 0``;
-- ``coefs_frozen`` / ``bases_lr10`` (not default rows): full with the coefficient logits' learning rate 0 / the bases' ×10;
+- ``coefs_frozen`` / ``bases_lr10`` / ``coefs_frozen_bases_lr10`` / ``coefs_lr01`` (not default
+  rows): full with the coefficient logits' learning rate 0 / the bases' ×10 / both / the
+  coefficients' ×0.1;
+  ``per_gaussian_lr10``: the per-Gaussian-translation ablation with its translations' rate ×10 (the
+  same change as ``bases_lr10``, for a like-for-like comparison);
 - reference recipe off: config.pre_issue13_recipe (1 frame per step with the same step numbers
   of the control schedule, so control ends after 8× fewer renders; one set of learning rates,
   eps 1e-15, scale decay over 30k steps, clamped resets, sampled splits), 8× the steps.
@@ -169,6 +173,17 @@ class Benchmark:
             "bases_lr10": (
                 "full, motion-basis learning rates ×10",
                 with_learning_rates(motion_rots=10, motion_transls=10),
+            ),
+            "coefs_frozen_bases_lr10": (
+                "full, coefficients frozen, basis learning rates ×10",
+                with_learning_rates(motion_coefs=0.0, motion_rots=10, motion_transls=10),
+            ),
+            "coefs_lr01": ("full, coefficient learning rate ×0.1", with_learning_rates(motion_coefs=0.1)),
+            "per_gaussian_lr10": (
+                "per-Gaussian translation, translation learning rate ×10",
+                lambda cfg: with_learning_rates(translations=10)(
+                    with_model(motion_model="per_gaussian_translation")(cfg)
+                ),
             ),
         }
 

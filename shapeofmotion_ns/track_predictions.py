@@ -16,15 +16,21 @@ from nerfstudio.models.splatfacto import get_viewmat
 from shapeofmotion_ns.geometry import sample_image
 from shapeofmotion_ns.model import ShapeOfMotionModel
 from shapeofmotion_ns.track_batch import TrackTargets
-from shapeofmotion_ns.track_metrics import TrackPredictions, visible_by_depth
+from shapeofmotion_ns.track_metrics import VISIBILITY_DEPTH_TOLERANCE, TrackPredictions, visible_by_depth
 from splat4d.geometry import apply_transform, camera_centres, project
 
 
 @torch.no_grad()
 def predict_tracks(
-    model: ShapeOfMotionModel, cameras: Cameras, frames: torch.Tensor, points_2d: torch.Tensor, metres_per_unit: float
+    model: ShapeOfMotionModel,
+    cameras: Cameras,
+    frames: torch.Tensor,
+    points_2d: torch.Tensor,
+    metres_per_unit: float,
+    visibility_tolerance: float = VISIBILITY_DEPTH_TOLERANCE,
 ) -> TrackPredictions:
-    """frames [K] training image indices of ``cameras``; points_2d [K, N, 2] their annotated pixels."""
+    """frames [K] training image indices of ``cameras``; points_2d [K, N, 2] their annotated pixels;
+    ``visibility_tolerance`` (metres) of the depth test (the reference's 5 cm; others for diagnostics)."""
     model.eval()
     device = model.device
     cams = cameras[frames].to(device)
@@ -53,6 +59,6 @@ def predict_tracks(
     return TrackPredictions(
         points_3d=points_3d.cpu(),
         points_2d=pixels.cpu(),
-        visible=visible_by_depth(rendered, z, metres_per_unit).cpu(),
+        visible=visible_by_depth(rendered, z, metres_per_unit, visibility_tolerance).cpu(),
         camera_centres=camera_centres(w2c).cpu(),
     )
