@@ -23,9 +23,9 @@ import torch
 import tyro
 
 from dataparsers.iphone.layout import IPhoneLayout
-from shapeofmotion_ns.eval_tracks import EvalTracks, camera_centres_ns, load_trained, pixels_to_1x
-from shapeofmotion_ns.track_metrics import align_to_metric, similarity_alignment, tracking_2d_metrics
-from shapeofmotion_ns.track_predictions import predict_tracks
+from shapeofmotion_ns.eval_tracks import EvalTracks, camera_centres_ns, load_trained, pixels_to_1x, score_tracks
+from shapeofmotion_ns.track_metrics import align_to_metric, similarity_alignment
+from shapeofmotion_ns.track_predictions import render_tracks
 
 
 @dataclass
@@ -44,7 +44,8 @@ class EpeSplit:
         annotated = evaluator.annotations(datamanager, dataset, dataset.metadata["metric_scale"])
         ann = annotated.annotations
         scale, _, _ = similarity_alignment(camera_centres_ns(dataset.cameras, annotated.frames), ann.camera_centres)
-        predictions = predict_tracks(pipeline.model, dataset.cameras, annotated.frames, ann.points_2d, scale)
+        rendered = render_tracks(pipeline.model, dataset.cameras, annotated.frames, ann.points_2d)
+        predictions = rendered.predictions(scale)
         aligned, _ = align_to_metric(predictions, ann)
         tracks = IPhoneLayout(datamanager.config.dataparser.data).ground_truth_dir / "tracks_3d.npz"
         object_id = torch.from_numpy(np.load(tracks)["object_id"])
@@ -55,16 +56,17 @@ class EpeSplit:
             for name, members in groups.items():
                 out[f"{pairs}, {name}"] = pair_epe(aligned, ann.points_3d, ann.valid_3d & members, same)
         to_1x = pixels_to_1x(dataset)
-        pred_1x = dataclasses.replace(predictions, points_2d=predictions.points_2d * to_1x)
-        ann_1x = dataclasses.replace(ann, points_2d=ann.points_2d * to_1x)
-        true_visibility = dataclasses.replace(pred_1x, visible=ann.visible[None].expand_as(predictions.visible))
-        for label, preds in (("predicted visibility", pred_1x), ("true visibility", true_visibility)):
-            out.update({f"{key}, {label}": value for key, value in tracking_2d_metrics(preds, ann_1x).items()})
-        for tolerance in self.visibility_tolerances:
-            looser = predict_tracks(pipeline.model, dataset.cameras, annotated.frames, ann.points_2d, scale, tolerance)
-            looser_1x = dataclasses.replace(pred_1x, visible=looser.visible)
-            label = f"depth test at {tolerance * 100:g} cm"
-            out.update({f"{key}, {label}": value for key, value in tracking_2d_metrics(looser_1x, ann_1x).items()})
+        visibilities = {
+            "predicted visibility": predictions.visible,
+            "true visibility": ann.visible[None].expand_as(predictions.visible),
+            **{
+                f"depth test at {tolerance * 100:g} cm": rendered.predictions(scale, tolerance).visible
+                for tolerance in self.visibility_tolerances
+            },
+        }
+        for label, visible in visibilities.items():
+            metrics = score_tracks(dataclasses.replace(predictions, visible=visible), ann, to_1x)
+            out.update({f"{key}, {label}": metrics[key] for key in ("aj", "delta_avg", "occlusion_accuracy")})
         print(json.dumps(out, indent=1))
         return out
 

@@ -9,9 +9,12 @@ are predicted visible when camera j's rendered depth at that pixel is within 5 c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.models.splatfacto import get_viewmat
+from torch import Tensor
 
 from shapeofmotion_ns.geometry import sample_image
 from shapeofmotion_ns.model import ShapeOfMotionModel
@@ -20,17 +23,31 @@ from shapeofmotion_ns.track_metrics import VISIBILITY_DEPTH_TOLERANCE, TrackPred
 from splat4d.geometry import apply_transform, camera_centres, project
 
 
+@dataclass
+class RenderedTracks:
+    """What :func:`render_tracks` renders for the K annotated frames: where frame i's points are at
+    frame j, and the two depths of the visibility test."""
+
+    points_3d: Tensor  # [K, K, N, 3] world
+    pixels: Tensor  # [K, K, N, 2] in camera j
+    point_depths: Tensor  # [K, K, N] the points' depths in camera j
+    rendered_depths: Tensor  # [K, K, N] camera j's rendered depth at those pixels
+    camera_centres: Tensor  # [K, 3] world
+
+    def predictions(
+        self, metres_per_unit: float, visibility_tolerance: float = VISIBILITY_DEPTH_TOLERANCE
+    ) -> TrackPredictions:
+        """Visible where the depths agree within ``visibility_tolerance`` metres (the reference's 5 cm;
+        others for diagnostics)."""
+        visible = visible_by_depth(self.rendered_depths, self.point_depths, metres_per_unit, visibility_tolerance)
+        return TrackPredictions(self.points_3d, self.pixels, visible, self.camera_centres)
+
+
 @torch.no_grad()
-def predict_tracks(
-    model: ShapeOfMotionModel,
-    cameras: Cameras,
-    frames: torch.Tensor,
-    points_2d: torch.Tensor,
-    metres_per_unit: float,
-    visibility_tolerance: float = VISIBILITY_DEPTH_TOLERANCE,
-) -> TrackPredictions:
-    """frames [K] training image indices of ``cameras``; points_2d [K, N, 2] their annotated pixels;
-    ``visibility_tolerance`` (metres) of the depth test (the reference's 5 cm; others for diagnostics)."""
+def render_tracks(
+    model: ShapeOfMotionModel, cameras: Cameras, frames: torch.Tensor, points_2d: torch.Tensor
+) -> RenderedTracks:
+    """frames [K] training image indices of ``cameras``; points_2d [K, N, 2] their annotated pixels."""
     model.eval()
     device = model.device
     cams = cameras[frames].to(device)
@@ -56,9 +73,11 @@ def predict_tracks(
             for i in range(K)
         ]
     )
-    return TrackPredictions(
-        points_3d=points_3d.cpu(),
-        points_2d=pixels.cpu(),
-        visible=visible_by_depth(rendered, z, metres_per_unit, visibility_tolerance).cpu(),
-        camera_centres=camera_centres(w2c).cpu(),
-    )
+    return RenderedTracks(points_3d.cpu(), pixels.cpu(), z.cpu(), rendered.cpu(), camera_centres(w2c).cpu())
+
+
+def predict_tracks(
+    model: ShapeOfMotionModel, cameras: Cameras, frames: torch.Tensor, points_2d: torch.Tensor, metres_per_unit: float
+) -> TrackPredictions:
+    """:func:`render_tracks`' predictions with the reference's visibility test."""
+    return render_tracks(model, cameras, frames, points_2d).predictions(metres_per_unit)

@@ -11,7 +11,7 @@ import torch
 from shapeofmotion_ns.config import shapeofmotion
 from shapeofmotion_ns.eval_tracks import EvalTracks, load_trained
 from shapeofmotion_ns.init import InitConfig
-from shapeofmotion_ns.track_predictions import predict_tracks
+from shapeofmotion_ns.track_predictions import render_tracks
 from splat4d.training import train_in_process
 
 
@@ -66,5 +66,6 @@ def test_train_evaluate_tracks_and_render(monocular_scene, tmp_path):
     # the depth test's tolerance reaches the visibility: none within 0 m, all within 1 km
     cameras, frames = pipeline.datamanager.train_dataset.cameras, torch.tensor([0, 3, 6])
     pixels = torch.tensor([[[20.0, 30.0], [50.0, 40.0]]]).expand(3, -1, -1)
-    assert not predict_tracks(model, cameras, frames, pixels, 1.0, visibility_tolerance=0.0).visible.any()
-    assert predict_tracks(model, cameras, frames, pixels, 1.0, visibility_tolerance=1000.0).visible.all()
+    rendered = render_tracks(model, cameras, frames, pixels)
+    assert not rendered.predictions(1.0, visibility_tolerance=0.0).visible.any()
+    assert rendered.predictions(1.0, visibility_tolerance=1000.0).visible.all()

@@ -106,11 +106,13 @@ class FrameWorker:
         points = triangulate_frame(images, self.Ks, self.w2c, workdir, config.triangulation, config.seed, timings)
         shutil.rmtree(workdir, ignore_errors=True)  # image copies and database: bounded scratch space
         with timed(timings, "split"):
-            if not config.masks.static_split:  # the points' depths only: every point is dynamic
-                masks = [np.zeros(image.shape[:2], bool) for image in images]
-            is_dyn, depth = split_points(points, masks, images, self.Ks, self.w2c, config.masks.dynamic_vote_fraction)
-            if not config.masks.static_split:
-                is_dyn = np.ones_like(is_dyn)
+            vote = config.masks.dynamic_vote_fraction
+            if config.masks.static_split:
+                is_dyn, depth = split_points(points, masks, images, self.Ks, self.w2c, vote)
+            else:  # every point dynamic; the split's empty masks give the points' depths only
+                no_masks = [np.zeros(image.shape[:2], bool) for image in images]
+                _, depth = split_points(points, no_masks, images, self.Ks, self.w2c, vote)
+                is_dyn = np.ones(points.num_points, bool)
         return FrameResult(
             static_xyz=points.xyz[~is_dyn],
             static_rgb=points.colors[~is_dyn],
