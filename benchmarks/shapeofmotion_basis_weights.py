@@ -31,11 +31,12 @@ from dataparsers.iphone.dataset import IPhoneDataset
 from dataparsers.iphone.layout import IPhoneLayout
 from shapeofmotion_ns.eval_tracks import load_trained
 from shapeofmotion_ns.init import cached_initialize_scene
-from shapeofmotion_ns.init_motion import cluster_by_velocity, fill_missing, initial_motion, solve_se3
+from shapeofmotion_ns.init_motion import initial_motion, solve_se3
 from shapeofmotion_ns.iphone_frames import training_frames
 from shapeofmotion_ns.lift import lift_tracks
 from shapeofmotion_ns.motion import bases_at, blend, canonical_frame, move_means, rotation_6d_to_matrix
 from shapeofmotion_ns.normalization import SceneNormalization
+from shapeofmotion_ns.track_clusters import cluster_tracks, fill_missing
 from splat4d.geometry import apply_transform
 from splat4d.quantile import safe_quantile
 
@@ -117,13 +118,17 @@ class BasisWeights:
     """The benchmark's ``num_bases`` (its initialization's settings key the cache)."""
     coef_init: str = "distance"
     """The benchmark's ``coef_init``."""
+    cluster_by: str = "velocity"
+    """The benchmark's ``cluster_by``."""
 
     def main(self) -> Dict[str, Dict]:
         outputs = IPhoneDataParserConfig(data=self.scene, factor=self.factor).setup().get_dataparser_outputs("train")
         dataset = IPhoneDataset(outputs)
         frames = training_frames(dataset)
         metric = float(dataset.metadata["metric_scale"])  # metres per nerfstudio unit
-        init_config = Benchmark(num_bases=self.num_bases, coef_init=self.coef_init).init_config()
+        init_config = Benchmark(
+            num_bases=self.num_bases, coef_init=self.coef_init, cluster_by=self.cluster_by
+        ).init_config()
         gt = np.load(IPhoneLayout(self.scene).ground_truth_dir / "tracks_3d.npz")
         object_id = torch.from_numpy(gt["object_id"]).long()
         offsets = torch.tensor([0, *frames.tracks.num_points]).cumsum(0)
@@ -138,8 +143,10 @@ class BasisWeights:
         dist = (cano - cano.median(dim=0).values).norm(dim=-1)
         tracks = tracks.select(dist < safe_quantile(dist, 0.95))
         objects = object_id[offsets[tracks.ids[:, 0]] + tracks.ids[:, 1]]
-        labels = cluster_by_velocity(tracks.xyz, tracks.visible, init_config.num_bases, init_config.seed)
-        result["k-means clusters (tracks per object)"] = {
+        labels = cluster_tracks(
+            init_config.cluster_by, tracks.xyz, tracks.visible, init_config.num_bases, init_config.seed
+        )
+        result["clusters (tracks per object)"] = {
             OBJECT_NAMES.get(int(k), str(int(k))): {
                 int(c): int(n) for c, n in zip(*labels[objects == k].unique(return_counts=True))
             }
@@ -153,6 +160,7 @@ class BasisWeights:
             init_config.min_procrustes_weight,
             init_config.seed,
             init_config.coef_init,
+            init_config.cluster_by,
         )
         result["k-means logits"] = weight_stats(motion.coef_logits, objects)
         T = tracks.xyz.shape[1]

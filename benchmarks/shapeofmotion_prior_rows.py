@@ -17,11 +17,11 @@ from dataparsers.iphone.dataset import IPhoneDataset
 from dataparsers.iphone.layout import IPhoneLayout
 from shapeofmotion_ns.eval_tracks import pixels_to_1x, score_tracks
 from shapeofmotion_ns.init import InitConfig, cached_initialize_scene
-from shapeofmotion_ns.init_motion import fill_missing
 from shapeofmotion_ns.iphone_frames import training_frames
 from shapeofmotion_ns.lift import lift_points, usable_depths
 from shapeofmotion_ns.motion import bases_at, blend, move_means
 from shapeofmotion_ns.track_annotations import AnnotatedFrames, from_ground_truth_tracks
+from shapeofmotion_ns.track_clusters import fill_missing
 from shapeofmotion_ns.track_metrics import TrackAnnotations, TrackPredictions
 from splat4d.geometry import apply_transform, camera_centres, project
 

@@ -140,6 +140,8 @@ class Benchmark:
     """k-means clusters / motion bases of the initialization (the reference's num_motion_bases)."""
     coef_init: str = "distance"
     """InitConfig.coef_init (distance: the reference's)."""
+    cluster_by: str = "velocity"
+    """InitConfig.cluster_by (velocity: the reference's k-means)."""
     max_eval_frames: int = 12
     """Annotated frames of the tracking metrics (all ordered pairs are evaluated)."""
     max_eval_images: int = 24
@@ -253,6 +255,7 @@ class Benchmark:
             num_static=self.num_static,
             num_bases=self.num_bases,
             coef_init=self.coef_init,  # type: ignore[arg-type]
+            cluster_by=self.cluster_by,  # type: ignore[arg-type]
             min_cluster_points=20,
             optim_steps=self.init_optim_steps,
         )

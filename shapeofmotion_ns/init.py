@@ -34,11 +34,12 @@ from sklearn.neighbors import NearestNeighbors
 from torch import Tensor
 
 from shapeofmotion_ns.frames import TrainingFrames
-from shapeofmotion_ns.init_motion import cameras_per_time_step, fill_missing, initial_motion, optimize_motion
+from shapeofmotion_ns.init_motion import cameras_per_time_step, initial_motion, optimize_motion
 from shapeofmotion_ns.init_static import static_points
 from shapeofmotion_ns.lift import lift_tracks
 from shapeofmotion_ns.motion import canonical_frame, identity_bases
 from shapeofmotion_ns.normalization import SceneNormalization
+from shapeofmotion_ns.track_clusters import ClusterBy, fill_missing
 from splat4d.cache import cache_path, folder_stats, load_or_compute
 from splat4d.quantile import safe_quantile
 
@@ -54,7 +55,13 @@ class InitConfig:
     num_static: int = 100_000
     """Static Gaussians sampled from background pixels of the depth maps."""
     num_bases: int = 10
-    """k-means clusters, i.e. motion bases before small clusters are dropped."""
+    """Track clusters, i.e. motion bases before small clusters are dropped."""
+    cluster_by: ClusterBy = "velocity"
+    """How tracks are grouped into the clusters whose rigid fits start the motion bases
+    (shapeofmotion_ns/track_clusters.py). velocity: k-means on velocity directions (the reference);
+    rigidity: spectral clustering by how well pairs of tracks keep their distance, so a rolling or
+    spinning body, whose points move in different directions, gets one cluster and bodies moving
+    the same way are not merged (benchmarks/RESULTS.md, issue 13, fourth pass)."""
     min_cluster_points: int = 100
     """Clusters with at most this many tracks get no basis (all are kept if none is larger)."""
     coef_init: Literal["distance", "cluster"] = "distance"
@@ -158,6 +165,7 @@ def initialize_scene(frames: TrainingFrames, config: InitConfig, device: str = "
             config.min_procrustes_weight,
             config.seed,
             config.coef_init,
+            config.cluster_by,
         )
         w2c, K = cameras_per_time_step(
             normalization.w2c_to_model(frames.w2c.float()), frames.K.float(), frames.time_ids, frames.num_time_steps

@@ -1,8 +1,8 @@
 """Initial motion bases and coefficients from 3D tracks (reference:
 init_motion_params_with_procrustes, sample_initial_bases_centers and run_initial_optim).
 
-1. Tracks are clustered by k-means on their per-frame velocity directions (missing frames
-   interpolated linearly); small clusters are dropped.
+1. Tracks are clustered (track_clusters.py): by k-means on their per-frame velocity directions
+   (the reference) or by how rigidly they move together; small clusters are dropped.
 2. Each cluster's basis is, per frame, the weighted SE(3) Procrustes fit taking its points at the
    canonical frame to that frame; frames with too little weight copy the previous fit.
 3. Coefficient logits are 10·exp(−‖μ − centre_b‖) to the clusters' median canonical positions
@@ -23,12 +23,12 @@ from typing import List, Optional, Tuple
 
 import torch
 from rich.progress import Progress
-from sklearn.cluster import KMeans
 from torch import Tensor
 
 from shapeofmotion_ns.lift import PriorWarning, Tracks3D
 from shapeofmotion_ns.losses import acceleration, bases_smoothness, masked_l1, z_accel_loss
 from shapeofmotion_ns.motion import bases_at, blend, identity_bases, matrix_to_rotation_6d, move_means
+from shapeofmotion_ns.track_clusters import ClusterBy, cluster_tracks
 from splat4d.geometry import apply_transform, camera_centres, project
 from splat4d.quantile import safe_quantile
 
@@ -39,30 +39,6 @@ class MotionInit:
     transls: Tensor  # [B, T, 3]
     coef_logits: Tensor  # [P, B]
     means: Tensor  # [P, 3] canonical means
-
-
-def fill_missing(xyz: Tensor, visible: Tensor) -> Tensor:
-    """Positions [P, T, 3] with unobserved frames linearly interpolated between the nearest
-    observed ones (held constant before the first / after the last); every track needs one."""
-    T = xyz.shape[1]
-    steps = torch.arange(T, device=xyz.device).expand_as(visible)
-    prev = torch.where(visible, steps, -1).cummax(dim=1).values
-    nxt = torch.where(visible, steps, T).flip(1).cummin(dim=1).values.flip(1)
-    prev = torch.where(prev < 0, nxt, prev)
-    nxt = torch.where(nxt >= T, prev, nxt)
-    span = (nxt - prev).clamp(min=1).float()
-    w = ((steps - prev).float() / span)[..., None]
-    gather = lambda idx: torch.gather(xyz, 1, idx[..., None].expand(-1, -1, 3))  # noqa: E731
-    return (1 - w) * gather(prev) + w * gather(nxt)  # x_t = (1 − w) x_prev + w x_next
-
-
-def cluster_by_velocity(xyz: Tensor, visible: Tensor, num_clusters: int, seed: int) -> Tensor:
-    """k-means labels [P] of the tracks' unit velocity directions over time."""
-    filled = fill_missing(xyz, visible)
-    velocity = filled[:, 1:] - filled[:, :-1]
-    directions = velocity / (velocity.norm(dim=-1, keepdim=True) + 1e-5)
-    kmeans = KMeans(n_clusters=min(num_clusters, len(xyz)), n_init=1, random_state=seed)
-    return torch.from_numpy(kmeans.fit_predict(directions.reshape(len(xyz), -1).double().numpy())).long()
 
 
 def procrustes_weights(points: Tensor, visible: Tensor) -> Tensor:
@@ -120,9 +96,10 @@ def initial_motion(
     min_mean_weight: float,
     seed: int,
     coef_init: str = "distance",
+    cluster_by: ClusterBy = "velocity",
 ) -> MotionInit:
     """Steps 1–3 of the module docstring (tracks in the normalized frame)."""
-    labels = cluster_by_velocity(tracks.xyz, tracks.visible, num_bases, seed)
+    labels = cluster_tracks(cluster_by, tracks.xyz, tracks.visible, num_bases, seed)
     ids, counts = labels.unique(return_counts=True)
     clusters = ids[counts > min_cluster_points].tolist()
     if not clusters:

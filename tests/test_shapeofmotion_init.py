@@ -16,8 +16,6 @@ from dataparsers.iphone.layout import IPhoneLayout
 from shapeofmotion_ns import init as init_module
 from shapeofmotion_ns.init import InitConfig, cached_initialize_scene, initialize_scene, quats_from_normals
 from shapeofmotion_ns.init_motion import (
-    cluster_by_velocity,
-    fill_missing,
     fit_cluster_bases,
     initial_motion,
     optimize_motion,
@@ -26,6 +24,7 @@ from shapeofmotion_ns.init_motion import (
 from shapeofmotion_ns.iphone_frames import training_frames
 from shapeofmotion_ns.lift import PriorWarning, Tracks3D, lift_tracks
 from shapeofmotion_ns.motion import bases_at, blend, move_means, rotation_6d_to_matrix
+from shapeofmotion_ns.track_clusters import cluster_by_velocity, fill_missing
 from splat4d.projection import quat_to_rotmat
 from splat4d.quantile import safe_quantile
 
