@@ -166,6 +166,7 @@ def initialize_scene(frames: TrainingFrames, config: InitConfig, device: str = "
             config.seed,
             config.coef_init,
             config.cluster_by,
+            progress,
         )
         w2c, K = cameras_per_time_step(
             normalization.w2c_to_model(frames.w2c.float()), frames.K.float(), frames.time_ids, frames.num_time_steps

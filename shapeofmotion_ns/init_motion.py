@@ -97,9 +97,10 @@ def initial_motion(
     seed: int,
     coef_init: str = "distance",
     cluster_by: ClusterBy = "velocity",
+    progress: Optional[Progress] = None,
 ) -> MotionInit:
     """Steps 1–3 of the module docstring (tracks in the normalized frame)."""
-    labels = cluster_tracks(cluster_by, tracks.xyz, tracks.visible, num_bases, seed)
+    labels = cluster_tracks(cluster_by, tracks.xyz, tracks.visible, num_bases, seed, progress)
     ids, counts = labels.unique(return_counts=True)
     clusters = ids[counts > min_cluster_points].tolist()
     if not clusters:

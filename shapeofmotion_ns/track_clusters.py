@@ -11,14 +11,16 @@
   than their 7: on the benchmark scene k = 7 cuts the graph into many tiny rigid pieces, cluster
   purity 0.71 vs 0.86). The spectral step runs on at most
   ``max_anchors`` tracks; every other track joins the cluster it deviates least from (median over
-  that cluster's anchors).
+  that cluster's anchors). Deviations are measured on at most ``max_frames`` evenly spaced frames
+  (40,000 tracks of 400 frames: about 3 min on one CPU thread, 1.2 GiB).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
+from rich.progress import Progress
 from sklearn.cluster import KMeans, SpectralClustering
 from torch import Tensor
 
@@ -40,12 +42,14 @@ def fill_missing(xyz: Tensor, visible: Tensor) -> Tensor:
     return (1 - w) * gather(prev) + w * gather(nxt)  # x_t = (1 − w) x_prev + w x_next
 
 
-def cluster_tracks(method: ClusterBy, xyz: Tensor, visible: Tensor, num_clusters: int, seed: int) -> Tensor:
+def cluster_tracks(
+    method: ClusterBy, xyz: Tensor, visible: Tensor, num_clusters: int, seed: int, progress: Optional[Progress] = None
+) -> Tensor:
     """Cluster labels [P] of tracks xyz [P, T, 3], visible [P, T]."""
     if method == "velocity":
         return cluster_by_velocity(xyz, visible, num_clusters, seed)
     if method == "rigidity":
-        return cluster_by_rigidity(xyz, visible, num_clusters, seed)
+        return cluster_by_rigidity(xyz, visible, num_clusters, seed, progress=progress)
     raise ValueError(f"cluster_by must be 'velocity' or 'rigidity', got {method!r}")
 
 
@@ -74,14 +78,30 @@ def cluster_by_rigidity(
     num_clusters: int,
     seed: int,
     max_anchors: int = 1000,
+    max_frames: int = 60,
     neighbour_fraction: float = 0.05,
-    chunk: int = 256,
+    chunk_elements: int = 2**24,
+    progress: Optional[Progress] = None,
 ) -> Tensor:
-    """Spectral-clustering labels [P] by pairwise rigidity (module docstring)."""
-    P = len(xyz)
+    """Spectral-clustering labels [P] by pairwise rigidity (module docstring), measured on at most
+    ``max_frames`` evenly spaced frames, ``chunk_elements`` pair-frame distances at a time."""
+    P, T = visible.shape
+    frames = torch.linspace(0, T - 1, min(T, max_frames)).round().long().unique()
+    xyz, visible = xyz[:, frames], visible[:, frames]
     generator = torch.Generator().manual_seed(seed)
     anchors = torch.randperm(P, generator=generator)[: min(max_anchors, P)].sort().values
-    m = distance_deviation(xyz[anchors], visible[anchors], xyz[anchors], visible[anchors])
+    rows = max(1, chunk_elements // (len(anchors) * len(frames)))
+    task = progress.add_task("clustering tracks by rigidity", total=P) if progress is not None else None
+
+    def deviations(members: Tensor) -> Tensor:  # m [len(members), A], chunked over the members
+        out = []
+        for chunk in members.split(rows):
+            out.append(distance_deviation(xyz[chunk], visible[chunk], xyz[anchors], visible[anchors]))
+            if progress is not None:
+                progress.update(task, advance=len(chunk))
+        return torch.cat(out)
+
+    m = deviations(anchors)
     m.fill_diagonal_(0.0)
     known = torch.where(m.isnan(), torch.inf, m)
     neighbour = min(max(1, round(neighbour_fraction * len(anchors))), len(anchors) - 1)
@@ -97,11 +117,12 @@ def cluster_by_rigidity(
     )
     anchor_labels = torch.from_numpy(spectral.fit_predict(affinity.double().numpy())).long()
     clusters = anchor_labels.unique()
+    others = torch.ones(P, dtype=torch.bool)
+    others[anchors] = False
     labels = torch.empty(P, dtype=torch.long)
-    for start in range(0, P, chunk):
-        rows = slice(start, start + chunk)
-        dev = distance_deviation(xyz[rows], visible[rows], xyz[anchors], visible[anchors])
-        score = torch.stack([dev[:, anchor_labels == c].nanmedian(dim=1).values for c in clusters], dim=1)
-        labels[rows] = clusters[torch.where(score.isnan(), torch.inf, score).argmin(dim=1)]
     labels[anchors] = anchor_labels
+    if others.any():
+        dev = deviations(others.nonzero()[:, 0])
+        score = torch.stack([dev[:, anchor_labels == c].nanmedian(dim=1).values for c in clusters], dim=1)
+        labels[others] = clusters[torch.where(score.isnan(), torch.inf, score).argmin(dim=1)]
     return labels

@@ -8,7 +8,12 @@ import torch
 
 from shapeofmotion_ns.init_motion import initial_motion
 from shapeofmotion_ns.lift import Tracks3D
-from shapeofmotion_ns.track_clusters import cluster_by_velocity, cluster_tracks, distance_deviation
+from shapeofmotion_ns.track_clusters import (
+    cluster_by_rigidity,
+    cluster_by_velocity,
+    cluster_tracks,
+    distance_deviation,
+)
 
 
 def wheel_and_slider(T: int = 24, n: int = 200, seed: int = 0) -> tuple:
@@ -56,6 +61,11 @@ def test_rigidity_keeps_a_rolling_wheel_whole_where_velocity_cuts_it():
     rigid = cluster_tracks("rigidity", tracks.xyz, tracks.visible, num_clusters=2, seed=0)
     wheel, slider = purity(rigid, n)
     assert wheel == 1.0 and slider == 0.0 and (rigid[n:] == rigid[n]).all()
+    # anchors of the spectral step only, deviations on 12 of the 24 frames, a few pairs at a time
+    few = cluster_by_rigidity(
+        tracks.xyz, tracks.visible, 2, seed=0, max_anchors=100, max_frames=12, chunk_elements=5000
+    )
+    assert purity(few, n) == (1.0, 0.0) and (few[n:] == few[n]).all()
     velocity = cluster_by_velocity(tracks.xyz, tracks.visible, num_clusters=2, seed=0)
     wheel, slider = purity(velocity, n)
     assert wheel < 0.9 or slider > 0.1  # the reference's k-means mixes the bodies
