@@ -174,9 +174,12 @@ def test_lifted_tracks_lie_on_the_true_trajectories(parsed, ground_truth):
     assert own_errors.median() < 0.05 and safe_quantile(own_errors, 0.9) < 0.1
 
 
-def test_initialization_of_the_synthetic_scene(parsed, ground_truth):
+@pytest.mark.parametrize("cluster_by", ["velocity", "rigidity"])
+def test_initialization_of_the_synthetic_scene(parsed, ground_truth, cluster_by):
     _, frames = parsed
-    config = InitConfig(num_dynamic=2000, num_static=1500, min_cluster_points=20, optim_steps=150)
+    config = InitConfig(
+        num_dynamic=2000, num_static=1500, min_cluster_points=20, optim_steps=150, cluster_by=cluster_by
+    )
     init = initialize_scene(frames, config)
     n = len(init.means)
     assert init.quats.shape == (n, 4) and init.log_scales.shape == (n, 3) and init.colors.shape == (n, 3)
