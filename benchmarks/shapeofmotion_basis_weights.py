@@ -1,8 +1,9 @@
 """How concentrated the motion-basis weights of Shape of Motion's dynamic Gaussians are, per
 ground-truth object of a synthetic scene (tracks_3d.npz ``object_id``), at three stages:
 
-- k-means: the velocity-direction clusters of the initialization's 3D tracks (init_motion.py step
-  1) and the distance-based logits 10·exp(−‖μ − centre_b‖) of step 3 (recomputed from the scene);
+- clustering: the clusters of the initialization's 3D tracks (init_motion.py step 1, by velocity
+  k-means or rigidity as ``--cluster-by``) and the distance-based logits 10·exp(−‖μ − centre_b‖)
+  of step 3 (recomputed from the scene);
 - init: the cached initialization after its fit to the tracks (the logits the training starts from);
 - trained: a trained run's ``motion_coefs`` (``--load-config``); each dynamic Gaussian gets the
   object of the ground-truth track nearest to it on average over 5 evenly spaced time steps.
@@ -134,7 +135,7 @@ class BasisWeights:
         offsets = torch.tensor([0, *frames.tracks.num_points]).cumsum(0)
         result: Dict[str, Dict] = {}
 
-        # k-means stage: the initialization's steps 1-3 again (same seed, same tracks)
+        # clustering stage: the initialization's steps 1-3 again (same seed, same tracks)
         tracks = lift_tracks(frames, init_config.num_dynamic, torch.Generator().manual_seed(init_config.seed))
         norm = SceneNormalization.from_tracks(tracks.xyz[tracks.visible], frames.w2c.float())
         tracks.xyz = fill_missing(norm.points_to_model(tracks.xyz), tracks.visible)
@@ -162,10 +163,10 @@ class BasisWeights:
             init_config.coef_init,
             init_config.cluster_by,
         )
-        result["k-means logits"] = weight_stats(motion.coef_logits, objects)
+        result["clustering logits"] = weight_stats(motion.coef_logits, objects)
         T = tracks.xyz.shape[1]
         ball = objects == 3
-        result["k-means: ball Gaussians moved by one basis alone vs the blend (m)"] = single_basis_offsets(
+        result["clustering: ball Gaussians moved by one basis alone vs the blend (m)"] = single_basis_offsets(
             motion.coef_logits[ball], motion.rots, motion.transls, motion.means[ball], metric * norm.scale
         )
         shown = sorted({0, T // 4, T // 2, 3 * T // 4, T - 1, canonical})
@@ -174,7 +175,7 @@ class BasisWeights:
             k: every(v, shown) for k, v in rigid_fit(ball_truth, canonical).items()
         }
         result["shown time steps"] = {"steps": shown, "canonical": canonical}
-        result["k-means basis angles (deg)"] = {
+        result["clustering basis angles (deg)"] = {
             b: every(angles_deg(rotation_6d_to_matrix(motion.rots[b])).tolist(), shown) for b in range(len(motion.rots))
         }
 
