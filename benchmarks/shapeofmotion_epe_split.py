@@ -1,7 +1,7 @@
 """Where a trained Shape of Motion run's 3D EPE comes from, on a synthetic scene: the EPE of
 shapeofmotion-eval-tracks (ground-truth tracks, same frames, pairs and alignment) split by pair
 (i = j: frame i's own points read out at frame i, i.e. the rendered surface; i ≠ j: after motion)
-and by the ground-truth object of each track (tracks_3d.npz ``object_id``; −1: static points
+and by the ground-truth object (also its EPE and δ3D over all pairs, as the benchmark's table) of each track (tracks_3d.npz ``object_id``; −1: static points
 inside the degraded motion mask); and the 2D metrics (AJ, ⟨δ_avg⟩, occlusion accuracy) with the
 predicted visibility (the rendered-depth test, as the benchmark) beside the same with the true
 visibility, which separates the visibility test's share of the AJ from the 2D positions', and
@@ -24,7 +24,7 @@ import tyro
 
 from dataparsers.iphone.layout import IPhoneLayout
 from shapeofmotion_ns.eval_tracks import EvalTracks, camera_centres_ns, load_trained, pixels_to_1x, score_tracks
-from shapeofmotion_ns.track_metrics import align_to_metric, similarity_alignment
+from shapeofmotion_ns.track_metrics import align_to_metric, similarity_alignment, tracking_3d_metrics
 from shapeofmotion_ns.track_predictions import render_tracks
 
 
@@ -55,6 +55,9 @@ class EpeSplit:
         for pairs, same in (("i = j", True), ("i != j", False)):
             for name, members in groups.items():
                 out[f"{pairs}, {name}"] = pair_epe(aligned, ann.points_3d, ann.valid_3d & members, same)
+        for name, members in groups.items():  # the benchmark's metrics (all pairs) of each object
+            metrics = tracking_3d_metrics(aligned, dataclasses.replace(ann, valid_3d=ann.valid_3d & members))
+            out.update({f"all pairs, {name}, {key}": value for key, value in metrics.items()})
         to_1x = pixels_to_1x(dataset)
         visibilities = {
             "predicted visibility": predictions.visible,

@@ -26,6 +26,7 @@ from typing import Dict, List, Literal, Optional, Tuple, Type
 import torch
 import torch.nn.functional as F
 from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.models.splatfacto import RGB2SH, num_sh_bases
 from nerfstudio.utils.rich_utils import CONSOLE
 from nerfstudio.viewer.viewer_elements import ViewerCheckbox, ViewerControl, ViewerSlider
@@ -59,6 +60,7 @@ from shapeofmotion_ns.strategy import DensityControlConfig, ShapeOfMotionStrateg
 from shapeofmotion_ns.track_batch import TrackTargets
 from shapeofmotion_ns.trajectories import draw_trajectories, sample_trajectories
 from splat4d.dynamic_model import DynamicSplatModel, DynamicSplatModelConfig, RenderGaussians
+from splat4d.optim import run_steps
 
 MOTION_GROUPS = {"motion_rots": "rots", "motion_transls": "transls"}
 
@@ -193,6 +195,17 @@ class ShapeOfMotionModel(DynamicSplatModel):
         self._infos_step = -1
         self._lr_hooks: Optional[List] = None
         return strategy
+
+    def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        if attributes.trainer is not None:
+            self.strategy.run_steps = total = run_steps(attributes.trainer)
+            for step in (s for s in self.strategy.reset_steps() if s > total / 2):
+                CONSOLE.log(
+                    f"[yellow]Shape of Motion: the opacity reset at step {step} comes at {step / total:.0%} of "
+                    f"this {total}-step run and leaves {total - step} steps to recover; "
+                    "--pipeline.model.density-control.no-reset-after-fraction 0.5 skips resets in its second half"
+                )
+        return super().get_training_callbacks(attributes)
 
     def step_cb(self, optimizers, step) -> None:
         """As splatfacto's; the first time, also installs the static Gaussians' learning rates."""

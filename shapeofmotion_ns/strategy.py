@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 import torch
 from gsplat.strategy import Strategy
@@ -75,6 +75,13 @@ class DensityControlConfig:
     opacity_reset: Literal["set", "clamp"] = "set"
     """set: every opacity becomes 0.8 × cull_opacity_threshold (the reference); clamp: opacities
     above it are lowered to it (gsplat's reset_opa, this plugin's behaviour before issue 13)."""
+    no_reset_after_fraction: float = 1.0
+    """Opacity resets due after this fraction of the run's steps are skipped, and so are the pauses
+    after them. 1.0: the reference, which resets whenever due. Its one reset (step 3000, before
+    control stops at 4000) falls in the first 25 % of a 500-epoch run on its captures of 200 frames
+    or more, but at 80 % on 60 frames (3750 steps), too late to recover from: there it cost 2.8 dB
+    of validation mPSNR (benchmarks/RESULTS.md, issue 13, fifth pass). Training warns when a reset
+    falls in the second half of the run."""
     split_mode: Literal["copy", "sample"] = "copy"
     """copy: a split Gaussian becomes two copies of itself with scales / 1.6 (the reference);
     sample: gsplat's split, the two means drawn from the Gaussian (before issue 13)."""
@@ -103,6 +110,9 @@ class ShapeOfMotionStrategy(Strategy):
                 "--pipeline.model.density-control.densify-pause-after-reset"
             )
 
+    run_steps: Optional[int] = None
+    """Steps of the run, set by the model when training starts; None: every due reset happens."""
+
     def steps(self, config_steps: float) -> int:
         """Training steps of a step count of the schedule (at least 1)."""
         return max(1, round(config_steps * self.step_scale))  # steps = config steps × step_scale
@@ -120,6 +130,19 @@ class ShapeOfMotionStrategy(Strategy):
     def cull_pause(self) -> int:
         pause = self.config.cull_pause_after_reset
         return self.steps(min(3 * self.num_frames, 1000) if pause is None else pause)
+
+    def last_reset(self, step: int) -> int:
+        """The step of the last opacity reset at or before ``step`` (0: none yet)."""
+        due = step - step % self.reset_every
+        if self.run_steps is None:
+            return due
+        latest = int(self.config.no_reset_after_fraction * self.run_steps)
+        return min(due, latest - latest % self.reset_every)
+
+    def reset_steps(self) -> List[int]:
+        """Steps of this run (``run_steps`` set) at which the opacities are reset."""
+        end = min(self.steps(self.config.stop_control_steps), self.run_steps or 0)
+        return [s for s in range(self.reset_every, end, self.reset_every) if self.last_reset(s) == s]
 
     def initialize_state(self, scene_scale: float = 1.0) -> Dict[str, Any]:
         return {"grad2d": None, "count": None, "radii": None}
@@ -146,7 +169,7 @@ class ShapeOfMotionStrategy(Strategy):
         self._accumulate(params, state, info)
         if step <= self.steps(cfg.warmup_steps) or step % self.steps(cfg.control_every) != 0:
             return
-        since_reset = step % self.reset_every
+        since_reset = step - self.last_reset(step)
         if step < self.steps(cfg.stop_densify_steps) and since_reset > self.densify_pause:
             self._densify(params, optimizers, state, step)
         if since_reset > self.cull_pause:

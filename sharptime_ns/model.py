@@ -20,7 +20,7 @@ from sharptime_ns import temporal
 from sharptime_ns.strategy import SharpTimeStrategy
 from splat4d.dynamic_model import DynamicSplatModel, DynamicSplatModelConfig, RenderGaussians
 from splat4d.metrics import LPIPSLoss
-from splat4d.optim import stretch_schedules
+from splat4d.optim import run_steps, stretch_schedules
 from splat4d.strategy_info import ERROR_PROBE, SUBSET_IDS
 
 TimeUnit = Literal["normalized", "seconds", "frames"]
@@ -153,15 +153,11 @@ class SharpTimeModel(DynamicSplatModel):
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
         if attributes.trainer is not None:
-            # nerfstudio runs --max-num-iterations more steps after the step a run resumes from
-            run_steps = attributes.trainer._start_step + attributes.trainer.config.max_num_iterations
-            self.strategy.total_steps = run_steps
+            self.strategy.total_steps = total = run_steps(attributes.trainer)
             if self.config.lr_schedule == "run" and attributes.optimizers is not None:
-                stretched = stretch_schedules(attributes.optimizers, run_steps)
+                stretched = stretch_schedules(attributes.optimizers, total)
                 if stretched:
-                    CONSOLE.log(
-                        f"learning-rate decays of {', '.join(stretched)} stretched to the run's {run_steps} steps"
-                    )
+                    CONSOLE.log(f"learning-rate decays of {', '.join(stretched)} stretched to the run's {total} steps")
         return super().get_training_callbacks(attributes)
 
     # ----- temporal attributes -----

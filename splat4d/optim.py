@@ -11,6 +11,11 @@ def adam(lr: float, scheduler: Optional[SchedulerConfig] = None, eps: float = 1e
     return {"optimizer": AdamOptimizerConfig(lr=lr, eps=eps), "scheduler": scheduler}
 
 
+def run_steps(trainer) -> int:
+    """Steps of a nerfstudio run: it trains --max-num-iterations more steps after the step it resumes from."""
+    return trainer._start_step + trainer.config.max_num_iterations
+
+
 def stretched(multiplier: Callable[[int], float], factor: float) -> Callable[[int], float]:
     """The lr multiplier of a schedule written for R steps, played over R / factor steps."""
     # a plain function (not an object): LambdaLR's state_dict then leaves it out of checkpoints

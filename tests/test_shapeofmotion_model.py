@@ -2,18 +2,23 @@
 extra render channels, losses and gradients, checkpoint round trip."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.engine.callbacks import TrainingCallbackAttributes
 from nerfstudio.models.splatfacto import get_viewmat
 
+from shapeofmotion_ns import model as model_module
 from shapeofmotion_ns.datamanager import INIT_KEY
 from shapeofmotion_ns.init import SceneInit
 from shapeofmotion_ns.model import ShapeOfMotionModelConfig
 from shapeofmotion_ns.motion import identity_bases, matrix_to_rotation_6d
 from shapeofmotion_ns.normalization import SceneNormalization
+from shapeofmotion_ns.strategy import DensityControlConfig
 from shapeofmotion_ns.track_batch import TrackBatch, TrackTargets
 from splat4d.geometry import rotation_to_z
 from splat4d.projection import quat_to_rotmat
@@ -281,3 +286,18 @@ def test_show_trajectories_draws_the_dynamic_gaussians_only_with_a_viewer():
     model.viewer_show_trajectories.value = False
     model.show_trajectories()
     assert scene.added == {} and model.trajectory_handles == []
+
+
+@pytest.mark.parametrize("fraction, resets", [(1.0, [3000]), (0.5, [])])
+def test_training_knows_the_run_length_and_warns_of_a_late_opacity_reset(monkeypatch, fraction, resets):
+    """The reference's reset at step 3000 comes at 80 % of a 3750-step run (500 epochs of 60 frames)."""
+    logged: list = []
+    monkeypatch.setattr(model_module.CONSOLE, "log", lambda message, *a, **k: logged.append(str(message)))
+    model = make_model(scene_init(), density_control=DensityControlConfig(no_reset_after_fraction=fraction))
+    trainer = SimpleNamespace(_start_step=750, config=SimpleNamespace(max_num_iterations=3000))  # resumed
+    model.get_training_callbacks(
+        TrainingCallbackAttributes(optimizers=None, grad_scaler=None, pipeline=None, trainer=trainer)
+    )
+    assert model.strategy.run_steps == 3750 and model.strategy.reset_steps() == resets
+    warnings = [m for m in logged if "opacity reset at step 3000 comes at 80% of this 3750-step run" in m]
+    assert len(warnings) == len(resets)

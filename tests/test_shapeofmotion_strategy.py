@@ -231,3 +231,20 @@ def test_renders_of_one_step_are_merged_with_the_batch_size():
     s.step_post_backward(params, optimizers, state, 3, merge_render_infos([a, b]))
     assert state["count"].tolist() == [2.0, 1.0]
     assert torch.allclose(state["grad2d"], torch.tensor([(0.5 + 0.25) * 2, 3.0 * 2]))
+
+
+def test_resets_late_in_the_run_are_skipped_with_their_pauses():
+    """no_reset_after_fraction: the reference resets whenever due (every 20 steps here, control
+    stops at 100); at 0.5 of a 60-step run only the reset at step 20 happens, and step 40 is an
+    ordinary control step: densification and culling, no reset."""
+    reference, late_skipped = strategy(), strategy(no_reset_after_fraction=0.5)
+    assert reference.reset_steps() == [] and reference.last_reset(45) == 40  # run length not known yet
+    reference.run_steps = late_skipped.run_steps = 60
+    assert (reference.reset_steps(), late_skipped.reset_steps()) == ([20, 40], [20])
+    assert late_skipped.last_reset(45) == 20
+    for s, ids, opacity in ((reference, [0, 1], 0.08), (late_skipped, [0, 0], 0.9)):
+        params, optimizers = gaussians([0.05, 0.05], [0.9, 0.05], [1, 0])
+        s.step_post_backward(params, optimizers, s.initialize_state(), 40, render_info(2, [1.0, 0.0], [1, 1]))
+        assert params["features_dc"][:, 0].tolist() == ids
+        assert math.isclose(float(torch.sigmoid(params["opacities"][0].detach())), opacity, rel_tol=1e-5)
+        assert_consistent(params, optimizers)
