@@ -79,8 +79,8 @@ class DensityControlConfig:
     """Opacity resets due after this fraction of the run's steps are skipped, and so are the pauses
     after them. 1.0: the reference, which resets whenever due. Its one reset (step 3000, before
     control stops at 4000) falls in the first 25 % of a 500-epoch run on its captures of 200 frames
-    or more, but at 80 % on 60 frames (3750 steps), too late to recover from: there it cost 2.8 dB
-    of validation mPSNR (benchmarks/RESULTS.md, issue 13, fifth pass). Training warns when a reset
+    or more, but at 80 % on 60 frames (3750 steps), too late to recover from: there it cost 2.8–3.0
+    dB of validation mPSNR (benchmarks/RESULTS.md, issue 13, fifth pass). Training warns when a reset
     falls in the second half of the run."""
     split_mode: Literal["copy", "sample"] = "copy"
     """copy: a split Gaussian becomes two copies of itself with scales / 1.6 (the reference);
