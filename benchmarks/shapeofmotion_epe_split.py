@@ -1,8 +1,9 @@
 """Where a trained Shape of Motion run's 3D EPE comes from, on a synthetic scene: the EPE of
 shapeofmotion-eval-tracks (ground-truth tracks, same frames, pairs and alignment) split by pair
 (i = j: frame i's own points read out at frame i, i.e. the rendered surface; i ≠ j: after motion)
-and by the ground-truth object (also its EPE and δ3D over all pairs, as the benchmark's table) of each track (tracks_3d.npz ``object_id``; −1: static points
-inside the degraded motion mask); and the 2D metrics (AJ, ⟨δ_avg⟩, occlusion accuracy) with the
+and by the ground-truth object of each track (tracks_3d.npz ``object_id``; −1: static points
+inside the degraded motion mask), with each object's EPE and δ3D over all pairs as the benchmark's
+table computes them; and the 2D metrics (AJ, ⟨δ_avg⟩, occlusion accuracy) with the
 predicted visibility (the rendered-depth test, as the benchmark) beside the same with the true
 visibility, which separates the visibility test's share of the AJ from the 2D positions', and
 with the depth test at looser tolerances than the reference's 5 cm.

@@ -101,6 +101,9 @@ class ShapeOfMotionStrategy(Strategy):
     pauses included, is multiplied by it): 8 / frames_per_step keeps the reference's schedule,
     given in steps of 8 rendered frames, at the same number of renders."""
 
+    run_steps: Optional[int] = None
+    """Steps of the run, set by the model when training starts; None: every due reset happens."""
+
     def __post_init__(self) -> None:
         if self.densify_pause >= self.reset_every:
             raise ValueError(
@@ -109,9 +112,6 @@ class ShapeOfMotionStrategy(Strategy):
                 f"({self.reset_every} steps): densification would never run; set "
                 "--pipeline.model.density-control.densify-pause-after-reset"
             )
-
-    run_steps: Optional[int] = None
-    """Steps of the run, set by the model when training starts; None: every due reset happens."""
 
     def steps(self, config_steps: float) -> int:
         """Training steps of a step count of the schedule (at least 1)."""
