@@ -6,7 +6,11 @@ inside the degraded motion mask), with each object's EPE and δ3D over all pairs
 table computes them; and the 2D metrics (AJ, ⟨δ_avg⟩, occlusion accuracy) with the
 predicted visibility (the rendered-depth test, as the benchmark) beside the same with the true
 visibility, which separates the visibility test's share of the AJ from the 2D positions', and
-with the depth test at looser tolerances than the reference's 5 cm.
+with the depth test at looser tolerances than the reference's 5 cm. Each object's error
+p_ij − g_j (frame i's point predicted at frame j minus the truth) is also split into the readout
+p_jj − g_j (the rendered surface of frame j at that point's pixel: per-frame geometry) and the
+correspondence p_ij − p_jj (where the motion takes frame i's point, against where frame j's own
+render puts it), each along camera j's ray (depth) and across it.
 
     python benchmarks/shapeofmotion_epe_split.py --load-config outputs/.../config.yml
 """
@@ -56,6 +60,9 @@ class EpeSplit:
         for pairs, same in (("i = j", True), ("i != j", False)):
             for name, members in groups.items():
                 out[f"{pairs}, {name}"] = pair_epe(aligned, ann.points_3d, ann.valid_3d & members, same)
+        for name, members in groups.items():
+            split = readout_and_correspondence(aligned, ann.points_3d, ann.valid_3d & members, ann.camera_centres)
+            out.update({f"{name}, {key}": value for key, value in split.items()})
         for name, members in groups.items():  # the benchmark's metrics (all pairs) of each object
             metrics = tracking_3d_metrics(aligned, dataclasses.replace(ann, valid_3d=ann.valid_3d & members))
             out.update({f"all pairs, {name}, {key}": value for key, value in metrics.items()})
@@ -85,6 +92,34 @@ def pair_epe(aligned: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor, sa
         if (i == j) == same and (valid[i] & valid[j]).any()
     ]
     return float(torch.stack(errors).mean()) if errors else None
+
+
+def readout_and_correspondence(
+    aligned: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor, camera_centres: torch.Tensor
+) -> Dict[str, Optional[float]]:
+    """Readout error |p_jj − g_j| and correspondence error |p_ij − p_jj| (i ≠ j) of the points
+    ``valid`` marks, each split along camera j's ray (depth) and across it; means over every valid
+    (frame, point) and (pair, point). The error vector p_ij − g_j is their sum."""
+    K = aligned.shape[0]
+    rays = torch.nn.functional.normalize(truth - camera_centres[:, None], dim=-1)  # [K, N, 3]
+    own = aligned[torch.arange(K), torch.arange(K)]  # p_jj [K, N, 3]
+    errors = {"readout": (own - truth)[None], "correspondence": aligned - own[None]}  # [·, K (j), N, 3]
+    pairs = {
+        "readout": valid[None],
+        "correspondence": valid[:, None] & valid[None] & ~torch.eye(K, dtype=torch.bool)[..., None],
+    }
+    out: Dict[str, Optional[float]] = {}
+    for name, error in errors.items():
+        members = pairs[name]
+        if not members.any():
+            continue
+        along = (error * rays[None]).sum(-1)
+        across = (error - along[..., None] * rays[None]).norm(dim=-1)
+        out[name] = float(error.norm(dim=-1)[members].mean())
+        out[f"{name} along the ray"] = float(along.abs()[members].mean())
+        out[f"{name} along the ray (signed mean)"] = float(along[members].mean())
+        out[f"{name} across the ray"] = float(across[members].mean())
+    return out
 
 
 if __name__ == "__main__":
