@@ -10,7 +10,9 @@ with the depth test at looser tolerances than the reference's 5 cm. Each object'
 p_ij − g_j (frame i's point predicted at frame j minus the truth) is also split into the readout
 p_jj − g_j (the rendered surface of frame j at that point's pixel: per-frame geometry) and the
 correspondence p_ij − p_jj (where the motion takes frame i's point, against where frame j's own
-render puts it), each along camera j's ray (depth) and across it.
+render puts it), each along camera j's ray (depth) and across it; and the readout's per-frame
+depth offset (each frame's mean signed error along the rays) against the lifted prior's, which
+measures how far the rendered surface follows the depth prior's per-frame errors.
 
     python benchmarks/shapeofmotion_epe_split.py --load-config outputs/.../config.yml
 """
@@ -26,6 +28,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 import tyro
+from shapeofmotion_prior_rows import lifted_prior_predictions  # a sibling: benchmarks/ is sys.path[0]
 
 from dataparsers.iphone.layout import IPhoneLayout
 from shapeofmotion_ns.eval_tracks import EvalTracks, camera_centres_ns, load_trained, pixels_to_1x, score_tracks
@@ -41,6 +44,9 @@ class EpeSplit:
     """Annotated frames, as shapeofmotion-eval-tracks' ``max_frames``."""
     visibility_tolerances: Tuple[float, ...] = (0.1, 0.2)
     """Also the 2D metrics with the depth test at these tolerances (metres; the reference's is 0.05)."""
+    compare_prior: bool = True
+    """Also each object's per-frame depth offset against the lifted prior's (the depth prior at the
+    tracks' pixels): how far the rendered surface follows the depth prior's per-frame errors."""
 
     def main(self) -> Dict[str, Optional[float]]:
         _, pipeline = load_trained(self.load_config)
@@ -63,6 +69,18 @@ class EpeSplit:
         for name, members in groups.items():
             split = readout_and_correspondence(aligned, ann.points_3d, ann.valid_3d & members, ann.camera_centres)
             out.update({f"{name}, {key}": value for key, value in split.items()})
+        if self.compare_prior:
+            prior, prior_ann, _ = lifted_prior_predictions(
+                datamanager.config.dataparser.data, self.max_frames, datamanager.config.dataparser.factor
+            )
+            if not torch.allclose(prior_ann.points_3d, ann.points_3d):
+                raise ValueError("the lifted prior's annotated frames are not the evaluation's")
+            prior_aligned, _ = align_to_metric(prior, prior_ann)
+            for name, members in groups.items():
+                offsets = depth_offsets(
+                    aligned, prior_aligned, ann.points_3d, ann.valid_3d & members, ann.camera_centres
+                )
+                out.update({f"{name}, {key}": value for key, value in offsets.items()})
         for name, members in groups.items():  # the benchmark's metrics (all pairs) of each object
             metrics = tracking_3d_metrics(aligned, dataclasses.replace(ann, valid_3d=ann.valid_3d & members))
             out.update({f"all pairs, {name}, {key}": value for key, value in metrics.items()})
@@ -102,7 +120,7 @@ def readout_and_correspondence(
     (frame, point) and (pair, point). The error vector p_ij − g_j is their sum."""
     K = aligned.shape[0]
     rays = torch.nn.functional.normalize(truth - camera_centres[:, None], dim=-1)  # [K, N, 3]
-    own = aligned[torch.arange(K), torch.arange(K)]  # p_jj [K, N, 3]
+    own = readout(aligned)
     errors = {"readout": (own - truth)[None], "correspondence": aligned - own[None]}  # [·, K (j), N, 3]
     pairs = {
         "readout": valid[None],
@@ -120,6 +138,40 @@ def readout_and_correspondence(
         out[f"{name} along the ray (signed mean)"] = float(along[members].mean())
         out[f"{name} across the ray"] = float(across[members].mean())
     return out
+
+
+def readout(aligned: torch.Tensor) -> torch.Tensor:
+    """p_jj [K, N, 3]: each annotated frame's own points, read out at that frame."""
+    K = aligned.shape[0]
+    return aligned[torch.arange(K), torch.arange(K)]
+
+
+def depth_offsets(
+    aligned: torch.Tensor,
+    prior_aligned: torch.Tensor,
+    truth: torch.Tensor,
+    valid: torch.Tensor,
+    camera_centres: torch.Tensor,
+) -> Dict[str, Optional[float]]:
+    """Per frame, the mean signed readout error along the rays (the frame's depth offset) of the
+    points ``valid`` marks, for the model and the prior (frames with ≥ 3 points): the spread of
+    each over the frames, their correlation, and the model's readout along the ray less its frame's
+    offset (what is left when every frame's surface is shifted back by its offset)."""
+    rays = torch.nn.functional.normalize(truth - camera_centres[:, None], dim=-1)
+    along = {key: ((readout(a) - truth) * rays).sum(-1) for key, a in (("model", aligned), ("prior", prior_aligned))}
+    frames = valid.sum(1) >= 3
+    if frames.sum() < 2:
+        return {}
+    offsets = {key: (a * valid).sum(1)[frames] / valid.sum(1)[frames] for key, a in along.items()}
+    left = (along["model"][frames] - offsets["model"][:, None]).abs()[valid[frames]]
+    return {
+        "per-frame depth offset std, model": float(offsets["model"].std()),
+        "per-frame depth offset std, prior": float(offsets["prior"].std()),
+        "per-frame depth offset correlation, model vs prior": float(
+            torch.corrcoef(torch.stack(list(offsets.values())))[0, 1]
+        ),
+        "readout along the ray less the frame's offset": float(left.mean()),
+    }
 
 
 if __name__ == "__main__":

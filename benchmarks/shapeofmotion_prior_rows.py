@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ def lifted_tracks(scene: Path, factor: int):
     return outputs, dataset, frames, xyz, visible
 
 
-def score_track_positions(
+def track_position_predictions(
     scene: Path,
     outputs,
     dataset,
@@ -50,9 +50,10 @@ def score_track_positions(
     visible: torch.Tensor,
     tracks: torch.Tensor,
     max_frames: int,
-) -> Dict[str, float]:
-    """Tracking metrics when ground-truth track ``tracks[p]`` is predicted at ``xyz[p]`` [T, 3] at
-    every frame (whatever the query frame) and visible where ``visible[p]``."""
+) -> Tuple[TrackPredictions, TrackAnnotations]:
+    """Predictions when ground-truth track ``tracks[p]`` is predicted at ``xyz[p]`` [T, 3] at every
+    frame (whatever the query frame) and visible where ``visible[p]``, and the annotations of those
+    tracks."""
     to_ns = torch.eye(4)
     to_ns[:3] = outputs.dataparser_transform * outputs.dataparser_scale
     annotated: AnnotatedFrames = from_ground_truth_tracks(
@@ -79,16 +80,43 @@ def score_track_positions(
         visible=visible[:, steps].T[None].expand(K, -1, -1),
         camera_centres=camera_centres(w2c),
     )
+    return predictions, ann
+
+
+def score_track_positions(
+    scene: Path,
+    outputs,
+    dataset,
+    frames,
+    xyz: torch.Tensor,
+    visible: torch.Tensor,
+    tracks: torch.Tensor,
+    max_frames: int,
+) -> Dict[str, float]:
+    """Tracking metrics of track_position_predictions."""
+    predictions, ann = track_position_predictions(scene, outputs, dataset, frames, xyz, visible, tracks, max_frames)
     return score_tracks(predictions, ann, pixels_to_1x(dataset))
 
 
-def prior_metrics(scene: Path, max_frames: int, factor: int) -> Dict[str, float]:
-    """Tracking metrics of the lifted 2D tracks of every ground-truth track (module docstring)."""
+def lifted_prior_predictions(
+    scene: Path, max_frames: int, factor: int
+) -> Tuple[TrackPredictions, TrackAnnotations, float]:
+    """Predictions of the lifted 2D tracks of every ground-truth track, their annotations, and the
+    1x pixels per pixel of the predictions."""
     outputs, dataset, frames, xyz, visible = lifted_tracks(scene, factor)
     num_gt = int(np.load(IPhoneLayout(scene).ground_truth_dir / "tracks_3d.npz")["positions"].shape[0])
     if num_gt != len(xyz):
         raise ValueError(f"{len(xyz)} 2D tracks but {num_gt} ground-truth tracks")
-    return score_track_positions(scene, outputs, dataset, frames, xyz, visible, torch.arange(len(xyz)), max_frames)
+    tracks = torch.arange(len(xyz))
+    return (
+        *track_position_predictions(scene, outputs, dataset, frames, xyz, visible, tracks, max_frames),
+        pixels_to_1x(dataset),
+    )
+
+
+def prior_metrics(scene: Path, max_frames: int, factor: int) -> Dict[str, float]:
+    """Tracking metrics of the lifted 2D tracks of every ground-truth track (module docstring)."""
+    return score_tracks(*lifted_prior_predictions(scene, max_frames, factor))
 
 
 def init_trajectory_rows(scene: Path, init_config: InitConfig, max_frames: int, factor: int) -> List[Dict]:
