@@ -83,21 +83,6 @@ def track_position_predictions(
     return predictions, ann
 
 
-def score_track_positions(
-    scene: Path,
-    outputs,
-    dataset,
-    frames,
-    xyz: torch.Tensor,
-    visible: torch.Tensor,
-    tracks: torch.Tensor,
-    max_frames: int,
-) -> Dict[str, float]:
-    """Tracking metrics of track_position_predictions."""
-    predictions, ann = track_position_predictions(scene, outputs, dataset, frames, xyz, visible, tracks, max_frames)
-    return score_tracks(predictions, ann, pixels_to_1x(dataset))
-
-
 def lifted_prior_predictions(
     scene: Path, max_frames: int, factor: int
 ) -> Tuple[TrackPredictions, TrackAnnotations, float]:
@@ -132,9 +117,15 @@ def init_trajectory_rows(scene: Path, init_config: InitConfig, max_frames: int, 
     steps = torch.arange(frames.num_time_steps)
     R, t = blend(init.coef_logits[:num_dyn], *bases_at(init.rots, init.transls, steps))
     moved = init.normalization.points_to_world(move_means(init.means[:num_dyn], R, t))  # [P, T, 3]
-    own = score_track_positions(scene, outputs, dataset, frames, moved, visible[tracks], tracks, max_frames)
+    to_1x = pixels_to_1x(dataset)
+    own = score_tracks(
+        *track_position_predictions(scene, outputs, dataset, frames, moved, visible[tracks], tracks, max_frames), to_1x
+    )
     middle = time.perf_counter()
-    prior = score_track_positions(scene, outputs, dataset, frames, xyz[tracks], visible[tracks], tracks, max_frames)
+    prior = score_tracks(
+        *track_position_predictions(scene, outputs, dataset, frames, xyz[tracks], visible[tracks], tracks, max_frames),
+        to_1x,
+    )
     label = f"{num_dyn}/{len(xyz)} tracks"
     return [
         {"row": f"lifted prior, the init's {label}", "seed": None, **prior, "seconds": time.perf_counter() - middle},
