@@ -114,19 +114,19 @@ def pair_epe(aligned: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor, sa
 
 def readout_and_correspondence(
     aligned: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor, camera_centres: torch.Tensor
-) -> Dict[str, Optional[float]]:
+) -> Dict[str, float]:
     """Readout error |p_jj − g_j| and correspondence error |p_ij − p_jj| (i ≠ j) of the points
     ``valid`` marks, each split along camera j's ray (depth) and across it; means over every valid
     (frame, point) and (pair, point). The error vector p_ij − g_j is their sum."""
     K = aligned.shape[0]
-    rays = torch.nn.functional.normalize(truth - camera_centres[:, None], dim=-1)  # [K, N, 3]
+    rays = view_rays(truth, camera_centres)
     own = readout(aligned)
     errors = {"readout": (own - truth)[None], "correspondence": aligned - own[None]}  # [·, K (j), N, 3]
     pairs = {
         "readout": valid[None],
         "correspondence": valid[:, None] & valid[None] & ~torch.eye(K, dtype=torch.bool)[..., None],
     }
-    out: Dict[str, Optional[float]] = {}
+    out: Dict[str, float] = {}
     for name, error in errors.items():
         members = pairs[name]
         if not members.any():
@@ -138,6 +138,11 @@ def readout_and_correspondence(
         out[f"{name} along the ray (signed mean)"] = float(along[members].mean())
         out[f"{name} across the ray"] = float(across[members].mean())
     return out
+
+
+def view_rays(truth: torch.Tensor, camera_centres: torch.Tensor) -> torch.Tensor:
+    """Unit rays [K, N, 3] from camera j's centre [K, 3] to the true points [K, N, 3] of frame j."""
+    return torch.nn.functional.normalize(truth - camera_centres[:, None], dim=-1)
 
 
 def readout(aligned: torch.Tensor) -> torch.Tensor:
@@ -152,12 +157,12 @@ def depth_offsets(
     truth: torch.Tensor,
     valid: torch.Tensor,
     camera_centres: torch.Tensor,
-) -> Dict[str, Optional[float]]:
+) -> Dict[str, float]:
     """Per frame, the mean signed readout error along the rays (the frame's depth offset) of the
     points ``valid`` marks, for the model and the prior (frames with ≥ 3 points): the spread of
     each over the frames, their correlation, and the model's readout along the ray less its frame's
     offset (what is left when every frame's surface is shifted back by its offset)."""
-    rays = torch.nn.functional.normalize(truth - camera_centres[:, None], dim=-1)
+    rays = view_rays(truth, camera_centres)
     along = {key: ((readout(a) - truth) * rays).sum(-1) for key, a in (("model", aligned), ("prior", prior_aligned))}
     frames = valid.sum(1) >= 3
     if frames.sum() < 2:

@@ -1,6 +1,7 @@
 """benchmarks/shapeofmotion_epe_split.py's split of the track error into readout and correspondence,
 and its per-frame depth offsets against the prior's."""
 
+import functools
 import importlib.util
 import math
 import sys
@@ -11,6 +12,7 @@ import torch
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "shapeofmotion_epe_split.py"
 
 
+@functools.cache
 def load_script():
     sys.path.insert(0, str(SCRIPT.parent))  # the script imports a sibling, as when run
     spec = importlib.util.spec_from_file_location("shapeofmotion_epe_split", SCRIPT)
